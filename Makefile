@@ -1,0 +1,45 @@
+# themes — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Local, quiet, offline Prefect: project-local database, no telemetry.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast lint train samples clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its test tools
+
+run: $(STAMP) ## Install, then run the pipeline on the sample corpus into out/
+	$(BIN)/themes run --corpus corpus/sample --out out
+
+test: $(STAMP) ## Install, then run the whole test suite (slow real-corpus tests included)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Only the fast tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff over src, flows and tests
+	$(BIN)/ruff check src flows tests
+
+train: $(STAMP) ## Train a model on corpus/labels and make it the default
+	$(BIN)/themes train --make-default
+
+samples: $(STAMP) ## Rebuild the sample PDFs from corpus/sample/src
+	$(BIN)/python corpus/sample/build.py
+
+clean: ## Remove out/ and the local Prefect database
+	rm -rf out .prefect

@@ -1,0 +1,258 @@
+"""Tag passages with practice themes: a calibrated multi-label linear classifier.
+
+The features are what keyword search lacks: word n-grams over *scope-marked* tokens (a NegEx-style
+pass marks the words governed by a negation such as "not", "no evidence that", "without", or by a
+hedge such as "should", "would have", so "the assessment was not updated" and "the assessment was
+updated" differ), plus character n-grams for spelling variants. One logistic regression per theme,
+calibrated with sigmoid scaling; one threshold per theme chosen on out-of-fold predictions.
+
+The estimator follows scikit-learn's contract: parameters in ``__init__``, learned attributes
+end in ``_``, ``fit`` returns ``self``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+
+from themes.types import Passage, PassageScores
+
+# Cues that open a negation scope; the scope runs to the next clause break.
+_NEGATION_CUES = frozenset(
+    "not no never nobody none nothing neither nor without n't cannot lack lacked lacking absence".split()
+)
+# Multi-word negation cues, matched on the lower-cased text before tokenising.
+_NEGATION_PHRASES = (
+    "no evidence that", "no evidence of", "there is no indication", "did not find", "was not found",
+    "no concerns", "not clear that",
+)
+# Cues that open a hedge / hypothetical / recommendation scope.
+_HEDGE_CUES = frozenset(
+    "should would could must may might ought recommend recommends recommended recommendation "
+    "ensure consider if".split()
+)
+_SCOPE_BREAKS = frozenset(list(",.;:!?()") + ["but", "however", "although", "though", "which", "whereas"])
+_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|n't|[0-9]+|[,.;:!?()]")
+
+
+def scope_tokens(text: str) -> list[str]:
+    """Lower-cased word tokens with negated words prefixed ``neg_`` and hedged words ``hyp_``.
+
+    A NegEx-style pass: a cue opens a scope that runs to the next comma, full stop, or
+    contrastive conjunction. The cue itself is kept unprefixed.
+    """
+    lowered = text.lower().replace("’", "'")
+    for phrase in _NEGATION_PHRASES:
+        if phrase in lowered:
+            lowered = lowered.replace(phrase, phrase.replace(" ", "_") + " not")
+    tokens = _TOKEN_RE.findall(lowered.replace("_", " "))
+    out: list[str] = []
+    scope: str | None = None
+    for token in tokens:
+        if token in _SCOPE_BREAKS:
+            scope = None
+            continue
+        if token in _NEGATION_CUES or token.endswith("n't"):
+            scope = "neg_"
+            out.append(token)
+            continue
+        if token in _HEDGE_CUES:
+            scope = scope or "hyp_"
+            out.append(token)
+            continue
+        out.append(scope + token if scope else token)
+    return out
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def _scope_analyzer(text: str) -> list[str]:
+    tokens = scope_tokens(text)
+    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+
+
+@lru_cache(maxsize=None)
+def _model_factory(kind: str, C: float, class_weight: str | None):  # noqa: N803 (sklearn name)
+    if kind == "svm":
+        return lambda: LinearSVC(C=C / 8, class_weight=class_weight)
+    return lambda: LogisticRegression(
+        C=C, class_weight=class_weight, solver="liblinear", max_iter=1000
+    )
+
+
+class ThemeClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-label theme tagger: TF-IDF features, one calibrated linear model per theme.
+
+    Args:
+        themes: theme ids, in the column order of ``y``.
+        model: "logreg" (logistic regression) or "svm" (linear SVM, needs calibration).
+        C: inverse regularisation strength.
+        use_scope: add the negation/hedge scope-marked word features.
+        use_words: add plain word 1–2-gram features.
+        use_chars: add character 3–5-gram features (within word boundaries).
+        calibrate: wrap each model in sigmoid ``CalibratedClassifierCV`` (3 folds).
+        class_weight: passed to each linear model; "balanced" helps rare themes.
+    """
+
+    def __init__(
+        self,
+        themes: Sequence[str] = (),
+        model: str = "logreg",
+        C: float = 8.0,  # noqa: N803 (sklearn name)
+        use_scope: bool = True,
+        use_words: bool = True,
+        use_chars: bool = True,
+        calibrate: bool = True,
+        class_weight: str | None = "balanced",
+    ):
+        self.themes = themes
+        self.model = model
+        self.C = C
+        self.use_scope = use_scope
+        self.use_words = use_words
+        self.use_chars = use_chars
+        self.calibrate = calibrate
+        self.class_weight = class_weight
+
+    # -- features ---------------------------------------------------------------------------
+    def _vectorizers(self) -> list[tuple[str, TfidfVectorizer]]:
+        parts = []
+        if self.use_words:
+            parts.append(
+                ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                                          lowercase=True, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b"))
+            )
+        if self.use_scope:
+            parts.append(
+                ("scope", TfidfVectorizer(analyzer=_scope_analyzer, min_df=2, sublinear_tf=True))
+            )
+        if self.use_chars:
+            parts.append(
+                ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3,
+                                          sublinear_tf=True, max_features=60000))
+            )
+        if not parts:
+            raise ValueError("ThemeClassifier needs at least one of use_words, use_scope, use_chars.")
+        return parts
+
+    def _transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        blocks = [vec.transform(texts) for _, vec in self.vectorizers_]
+        X = sparse.hstack(blocks, format="csr")
+        X.sort_indices()  # liblinear can fail on unsorted read-only indices (STACK-NOTES.md)
+        return X
+
+    # -- estimator contract -----------------------------------------------------------------
+    def fit(self, X: Sequence[str], y: np.ndarray) -> ThemeClassifier:
+        """Fit on passage texts ``X`` and a 0/1 matrix ``y`` of shape (n_passages, n_themes)."""
+        texts = list(X)
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
+            raise ValueError(
+                f"y has shape {y.shape}; expected ({len(texts)}, {len(self.themes)}), one column per theme."
+            )
+        self.themes_ = list(self.themes)
+        self.vectorizers_ = self._vectorizers()
+        blocks = [vec.fit_transform(texts) for _, vec in self.vectorizers_]
+        features = sparse.hstack(blocks, format="csr")
+        features.sort_indices()
+        make = _model_factory(self.model, self.C, self.class_weight)
+        self.estimators_ = []
+        for j, theme in enumerate(self.themes_):
+            target = y[:, j]
+            if target.min() == target.max():
+                raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
+            n_minority = int(min(target.sum(), len(target) - target.sum()))
+            if self.calibrate and n_minority >= 3:
+                est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
+            else:
+                est = make() if self.model == "logreg" else CalibratedClassifierCV(make(), cv=2)
+            self.estimators_.append(est.fit(features, target))
+        self.thresholds_ = np.full(len(self.themes_), 0.5)
+        self.n_features_ = features.shape[1]
+        return self
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """Calibrated probability per theme, shape (n_passages, n_themes)."""
+        features = self._transform(list(X))
+        if features.shape[0] == 0:
+            return np.zeros((0, len(self.themes_)))
+        return np.column_stack([est.predict_proba(features)[:, 1] for est in self.estimators_])
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """0/1 matrix: each theme's probability against its own threshold."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)
+
+    # -- explanations -----------------------------------------------------------------------
+    def _coefficients(self, j: int) -> np.ndarray:
+        est = self.estimators_[j]
+        if isinstance(est, CalibratedClassifierCV):
+            return np.mean([c.estimator.coef_.ravel() for c in est.calibrated_classifiers_], axis=0)
+        return est.coef_.ravel()
+
+    def feature_names(self) -> np.ndarray:
+        names = [
+            np.array([f"{name}:{f}" for f in vec.get_feature_names_out()])
+            for name, vec in self.vectorizers_
+        ]
+        return np.concatenate(names)
+
+    def explain(self, text: str, theme: str, k: int = 5) -> list[str]:
+        """The ``k`` word or scope features of ``text`` that pushed its ``theme`` score up most."""
+        j = self.themes_.index(theme)
+        row = self._transform([text])
+        contributions = row.multiply(self._coefficients(j)).tocsr()
+        names = self._names_cache()
+        order = np.argsort(-contributions.data)
+        terms: list[str] = []
+        for idx in order:
+            if contributions.data[idx] <= 0:
+                break
+            name = names[contributions.indices[idx]]
+            if name.startswith("chars:"):
+                continue  # character n-grams make poor explanations
+            term = name.split(":", 1)[1].replace("neg_", "not ").replace("hyp_", "would ")
+            if term not in terms:
+                terms.append(term)
+            if len(terms) == k:
+                break
+        return terms
+
+    def _names_cache(self) -> np.ndarray:
+        if getattr(self, "_names", None) is None:
+            self._names = self.feature_names()
+        return self._names
+
+
+def score_passages(
+    model: ThemeClassifier,
+    passages: Sequence[Passage],
+    model_version: str,
+    batch_size: int = 4096,
+) -> list[PassageScores]:
+    """Score passages in batches (one at a time is ~30x slower) and apply per-theme thresholds."""
+    out: list[PassageScores] = []
+    for start in range(0, len(passages), batch_size):
+        batch = passages[start : start + batch_size]
+        proba = model.predict_proba([p.text for p in batch])
+        for passage, row in zip(batch, proba):
+            scores = {t: round(float(s), 4) for t, s in zip(model.themes_, row)}
+            tagged = [t for t, s, th in zip(model.themes_, row, model.thresholds_) if s >= th]
+            out.append(PassageScores(passage.passage_id, scores, tagged, model_version))
+    return out
+
+
+def score_texts(model: ThemeClassifier, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and 0/1 tags for raw texts: the ``themes classify`` contract."""
+    proba = model.predict_proba(list(texts))
+    return proba, (proba >= model.thresholds_)

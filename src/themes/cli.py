@@ -1,0 +1,152 @@
+"""The ``themes`` command line: each command parses arguments and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from themes.config import DEFAULT_OUT_DIR, LABELS_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
+
+app = typer.Typer(help="Find the Panel's practice themes in safeguarding review PDFs.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def quiet_prefect_defaults() -> None:
+    """Local, offline Prefect: project-local database, no telemetry (STACK-NOTES.md)."""
+    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def prevalence_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("theme", "documents", "present", "share", "95% CI"):
+        table.add_column(column, justify="left" if column == "theme" else "right")
+    for r in rows:
+        table.add_row(r["theme"], str(r["n_documents"]), str(r["n_present"]), f"{r['share']:.0%}",
+                      f"{r['ci_low']:.0%}–{r['ci_high']:.0%}")
+    return table
+
+
+@app.command()
+def run(
+    corpus: Annotated[Path, typer.Option(help="Folder of PDFs (searched recursively).")] = SAMPLE_DIR,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = DEFAULT_OUT_DIR,
+    model: Annotated[Optional[str], typer.Option(help="Model version or folder; default models/DEFAULT.")] = None,
+    workers: Annotated[int, typer.Option(help="Documents read at once (each in its own process).")] = 2,
+) -> None:
+    """Run the whole pipeline over a folder of PDFs and print the theme table."""
+    if not corpus.is_dir():
+        raise typer.BadParameter(f"{corpus} is not a folder of PDFs.", param_hint="--corpus")
+    quiet_prefect_defaults()
+    from flows.pipeline import run as run_flow
+
+    result = run_flow(str(corpus), str(out), model, workers)
+    Console().print(prevalence_table(
+        result["prevalence"],
+        f"{result['documents_ok']} of {result['documents']} documents read, {result['pages']} pages, "
+        f"{result['passages']} passages — model {result['model_version']}",
+    ))
+    Console().print(f"Results in {result['out']} (open report.html in a browser).")
+
+
+@app.command()
+def classify(
+    input: Annotated[str, typer.Argument(help="JSON Lines with id and text; - for stdin.")] = "-",
+    model: Annotated[Optional[str], typer.Option(help="Model version or folder.")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Score JSON Lines {"id", "text"}: writes {"id", "scores", "themes"} per line."""
+    from themes.classify import score_texts
+    from themes.registry import load_model
+
+    loaded = load_model(model)
+    stream = sys.stdin if input == "-" else open(input, encoding="utf-8")
+    with stream:
+        records = []
+        for n, line in enumerate(stream, start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                    records.append((record["id"], str(record["text"])))
+                except (json.JSONDecodeError, KeyError, TypeError) as err:
+                    raise typer.BadParameter(
+                        f"Input line {n} is not a JSON object with 'id' and 'text' ({err})."
+                    ) from err
+    proba, tagged = score_texts(loaded.model, [text for _, text in records])
+    themes = loaded.model.themes_
+    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for (rid, _), p_row, t_row in zip(records, proba, tagged):
+            sink.write(json.dumps({
+                "id": rid,
+                "scores": {t: round(float(p), 4) for t, p in zip(themes, p_row)},
+                "themes": [t for t, on in zip(themes, t_row) if on],
+            }) + "\n")
+    finally:
+        if output:
+            sink.close()
+
+
+@app.command()
+def train(
+    labels: Annotated[Path, typer.Option(help="Folder of labelled passages-*.jsonl.")] = LABELS_DIR,
+    models_dir: Annotated[Path, typer.Option(help="Where model versions are saved.")] = MODELS_DIR,
+    make_default: Annotated[bool, typer.Option(help="Point models/DEFAULT at the new model.")] = False,
+    learning_curve: Annotated[bool, typer.Option(help="Fit extra models for the learning curve.")] = True,
+) -> None:
+    """Train a classifier on labelled passages and save it with its card."""
+    from themes.evaluate import to_markdown
+    from themes.train import train_and_save
+
+    folder, result = train_and_save(labels, models_dir, make_default=make_default,
+                                    with_learning_curve=learning_curve)
+    cols = ["system", "split", "n", "macro_f1_core", "hard_neg_fpr"]
+    print(to_markdown(result.comparison[cols]))
+    console.print(f"Saved {folder}" + (" (now the default)" if make_default else ""))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Optional[str], typer.Option(help="Model version or folder.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write evaluation.json and evaluation.md here.")] = None,
+) -> None:
+    """Score a model on the held-out documents and real-text sets, baselines beside it."""
+    from themes.evaluate import evaluate_model
+
+    result = evaluate_model(model, out)
+    print(result.markdown)
+
+
+models_app = typer.Typer(help="List and inspect saved model versions.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(models_dir: Path = MODELS_DIR) -> None:
+    """Every saved version; the default is starred."""
+    from themes.registry import DEFAULT_POINTER, list_versions
+
+    pointer = models_dir / DEFAULT_POINTER
+    default = pointer.read_text().strip() if pointer.exists() else None
+    for version in list_versions(models_dir):
+        print(("* " if version == default else "  ") + version)
+
+
+@models_app.command("show")
+def models_show(version: Annotated[Optional[str], typer.Argument()] = None, models_dir: Path = MODELS_DIR) -> None:
+    """Print a model's card."""
+    from themes.registry import CARD_MD, resolve
+
+    print((resolve(version, models_dir) / CARD_MD).read_text())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,110 @@
+"""Score a model against labels, always with the keyword and seed-pattern baselines beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_fscore_support
+
+from themes.config import CORE_THEMES
+
+
+@dataclass
+class Scores:
+    """Per-theme precision/recall/F1 and the headline numbers for one system on one split."""
+
+    system: str
+    split: str
+    n_passages: int
+    per_theme: pd.DataFrame  # index theme; columns precision, recall, f1, support
+    macro_f1_core: float
+    hard_negative_fpr: float | None
+    extra: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        out = {
+            "system": self.system,
+            "split": self.split,
+            "n": self.n_passages,
+            "macro_f1_core": round(self.macro_f1_core, 3),
+            "hard_neg_fpr": None if self.hard_negative_fpr is None else round(self.hard_negative_fpr, 3),
+        }
+        for theme in self.per_theme.index:
+            out[f"f1_{theme}"] = round(float(self.per_theme.loc[theme, "f1"]), 3)
+        return out
+
+
+def label_matrix(labels: Sequence[Sequence[str]], themes: Sequence[str]) -> np.ndarray:
+    """0/1 matrix (n, len(themes)) from lists of theme ids."""
+    index = {t: j for j, t in enumerate(themes)}
+    y = np.zeros((len(labels), len(themes)), dtype=int)
+    for i, row in enumerate(labels):
+        for theme in row:
+            if theme in index:
+                y[i, index[theme]] = 1
+    return y
+
+
+def score(
+    system: str,
+    split: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    themes: Sequence[str],
+    kinds: Sequence[str] | None = None,
+) -> Scores:
+    """Precision, recall and F1 per theme; macro-F1 over the core themes present in ``themes``.
+
+    Args:
+        kinds: per-passage kind ("positive", "hard_negative", ...); when given, the false-positive
+            rate on hard negatives (share of hard negatives tagged with any core theme) is computed.
+    """
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    per_theme = pd.DataFrame(
+        {"precision": p, "recall": r, "f1": f, "support": s}, index=pd.Index(list(themes), name="theme")
+    )
+    core = [t for t in themes if t in CORE_THEMES]
+    macro = float(per_theme.loc[core, "f1"].mean()) if core else float("nan")
+    fpr = None
+    if kinds is not None:
+        hard = np.array([k == "hard_negative" for k in kinds])
+        if hard.any():
+            core_idx = [list(themes).index(t) for t in core]
+            fpr = float(y_pred[hard][:, core_idx].any(axis=1).mean())
+    return Scores(system, split, len(y_true), per_theme, macro, fpr)
+
+
+def best_thresholds(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Per column, the probability threshold that maximises F1 on these (out-of-fold) scores."""
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
+    best = np.full(y_true.shape[1], 0.5)
+    for j in range(y_true.shape[1]):
+        f1s = []
+        for t in grid:
+            pred = proba[:, j] >= t
+            tp = int((pred & (y_true[:, j] == 1)).sum())
+            denom = int(pred.sum()) + int(y_true[:, j].sum())
+            f1s.append(2 * tp / denom if denom else 0.0)
+        f1s_arr = np.array(f1s)
+        # Among near-best thresholds prefer the middle one: less sensitive to a single passage.
+        near = np.flatnonzero(f1s_arr >= f1s_arr.max() - 1e-9)
+        best[j] = grid[near[len(near) // 2]]
+    return best
+
+
+def comparison_table(scores: Sequence[Scores]) -> pd.DataFrame:
+    """One row per (system, split) with the headline numbers and per-theme F1."""
+    return pd.DataFrame([s.row() for s in scores])
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table without needing the tabulate package."""
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        cells = ["" if pd.isna(v) else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""Where results live on disk: the per-document cache and the run's output tables.
+
+The cache holds one JSON file per document, named by the sha256 of the file's bytes, so an
+unchanged or renamed PDF is never parsed twice and a changed one is parsed again. Every write goes
+to a temporary file first and is moved into place, so a crash or kill leaves either the old file or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from themes.types import Document, Passage, PassageScores
+
+#: Bump when ingest or segment change what they produce, so cached documents are rebuilt.
+PIPELINE_CACHE_VERSION = "ingest-1"
+
+DOCUMENT_COLUMNS = [
+    "doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year", "review_type",
+]
+PASSAGE_COLUMNS = [
+    "passage_id", "doc_id", "page", "char_start", "char_end", "bbox", "section", "kind", "text",
+]
+PREDICTION_COLUMNS = ["passage_id", "theme", "score", "tagged", "model_version"]
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# -- per-document cache ---------------------------------------------------------------------
+
+def cache_path(cache_dir: Path, doc_id: str) -> Path:
+    return Path(cache_dir) / PIPELINE_CACHE_VERSION / f"{doc_id}.json"
+
+
+def save_cached(cache_dir: Path, document: Document, passages: list[Passage]) -> None:
+    """Cache one document's metadata and passages (not timeouts: a later run may have more time)."""
+    if document.error_kind == "timeout":
+        return
+    meta = {k: v for k, v in dataclasses.asdict(document).items() if k != "paragraphs"}
+    payload = {"document": meta, "passages": [dataclasses.asdict(p) for p in passages]}
+    atomic_write_text(cache_path(cache_dir, document.doc_id), json.dumps(payload))
+
+
+def load_cached(cache_dir: Path, doc_id: str, file: str) -> tuple[Document, list[Passage]] | None:
+    """The cached result for a document's content, relabelled with its current file name."""
+    path = cache_path(cache_dir, doc_id)
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # an unreadable cache entry is simply rebuilt
+    document = Document(**{**payload["document"], "file": file})
+    passages = [Passage(**{**p, "bbox": tuple(p["bbox"])}) for p in payload["passages"]]
+    return document, passages
+
+
+# -- output tables --------------------------------------------------------------------------
+
+def documents_frame(documents: list[Document]) -> pd.DataFrame:
+    rows = [{c: getattr(d, c) for c in DOCUMENT_COLUMNS} for d in documents]
+    frame = pd.DataFrame(rows, columns=DOCUMENT_COLUMNS)
+    frame["year"] = frame["year"].astype("Int64")
+    frame["pages"] = frame["pages"].astype("Int64")
+    return frame
+
+
+def passages_frame(passages: list[Passage]) -> pd.DataFrame:
+    rows = [{c: getattr(p, c) for c in PASSAGE_COLUMNS} for p in passages]
+    frame = pd.DataFrame(rows, columns=PASSAGE_COLUMNS)
+    frame["bbox"] = frame["bbox"].map(lambda b: [float(x) for x in b])
+    return frame
+
+
+def predictions_frame(scores: list[PassageScores]) -> pd.DataFrame:
+    rows = [
+        {"passage_id": s.passage_id, "theme": theme, "score": value, "tagged": theme in s.themes,
+         "model_version": s.model_version}
+        for s in scores
+        for theme, value in s.scores.items()
+    ]
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    # utf-8-sig so Excel opens accented partnership names correctly.
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8-sig"))
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_outputs(
+    out_dir: Path,
+    documents: pd.DataFrame,
+    passages: pd.DataFrame,
+    predictions: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+) -> list[Path]:
+    """Write the run's contract files (``documents.csv``, parquet files, CSV tables) atomically."""
+    out_dir = Path(out_dir)
+    written = []
+    for name, frame in (("documents.csv", documents), *((f"{k}.csv", v) for k, v in tables.items())):
+        write_csv(frame, out_dir / name)
+        written.append(out_dir / name)
+    for name, frame in (("passages.parquet", passages), ("predictions.parquet", predictions)):
+        write_parquet(frame, out_dir / name)
+        written.append(out_dir / name)
+    return written

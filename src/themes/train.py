@@ -1,0 +1,255 @@
+"""Train the theme classifier from labelled passages, with honest, document-grouped evaluation.
+
+A fixed share of *documents* (chosen by a hash of the document id, so the split never moves as
+labels are added) is held out and never trained on. Thresholds are chosen on out-of-fold
+predictions of a grouped cross-validation on the training documents; the final model is fitted on
+all training documents and evaluated once on the held-out ones, with the keyword and seed-pattern
+baselines beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
+
+from themes import __version__
+from themes.classify import ThemeClassifier
+from themes.config import CODEBOOK_PATH, CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
+from themes.evaluate import Scores, best_thresholds, comparison_table, label_matrix, score, to_markdown
+
+HELDOUT_MODULUS = 5  # one document in five is held out
+MIN_POSITIVES = 20  # themes with fewer training positives are not modelled
+REQUIRED_FIELDS = ("id", "text", "labels", "doc")
+
+
+def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
+    """All written labelled passages (``passages-*.jsonl``) as one frame, one row per passage."""
+    files = sorted(Path(labels_dir).glob("passages-*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"No labelled passages in {labels_dir}: expected passages-*.jsonl files.")
+    rows = []
+    for file in files:
+        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{file.name} line {n} is not valid JSON ({err.msg}).") from err
+            missing = [f for f in REQUIRED_FIELDS if f not in row]
+            if missing:
+                raise ValueError(f"{file.name} line {n} lacks the field(s) {missing}.")
+            row["file"] = file.name
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column, default in (("kind", None), ("section", None)):
+        if column not in frame:
+            frame[column] = default
+    return frame
+
+
+def is_heldout(doc: str) -> bool:
+    """Whether a document belongs to the fixed held-out split (a stable hash of its id)."""
+    digest = hashlib.sha1(doc.encode("utf-8")).hexdigest()
+    return int(digest, 16) % HELDOUT_MODULUS == 0
+
+
+def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, held-out) by whole documents."""
+    held = frame["doc"].map(is_heldout)
+    return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
+
+
+def data_hash(frame: pd.DataFrame) -> str:
+    """sha256 over the ids, texts and labels a model was trained on, in a stable order."""
+    h = hashlib.sha256()
+    for row in frame.sort_values("id")[["id", "text", "labels"]].itertuples(index=False):
+        h.update(json.dumps([row.id, row.text, sorted(row.labels)]).encode("utf-8"))
+    return h.hexdigest()
+
+
+def trainable_themes(frame: pd.DataFrame, candidates: Sequence[str]) -> list[str]:
+    """Core themes always; other themes when the training data has enough positives."""
+    counts = pd.Series([t for labels in frame["labels"] for t in labels]).value_counts()
+    return [t for t in candidates if t in CORE_THEMES or counts.get(t, 0) >= MIN_POSITIVES]
+
+
+@dataclass
+class TrainResult:
+    """A fitted model, its card, and the evaluation behind the card."""
+
+    model: ThemeClassifier
+    card: dict
+    comparison: pd.DataFrame
+
+
+def out_of_fold(
+    params: dict, texts: Sequence[str], y: np.ndarray, groups: Sequence[str], themes: Sequence[str],
+    n_splits: int = 5,
+) -> np.ndarray:
+    """Out-of-fold probabilities from a cross-validation grouped by document."""
+    proba = np.zeros(y.shape, dtype=float)
+    texts = np.asarray(texts, dtype=object)
+    for train_idx, test_idx in GroupKFold(n_splits=n_splits).split(texts, y, groups):
+        model = ThemeClassifier(themes=themes, **params).fit(list(texts[train_idx]), y[train_idx])
+        proba[test_idx] = model.predict_proba(list(texts[test_idx]))
+    return proba
+
+
+def baselines_on(frame: pd.DataFrame, themes: Sequence[str], split_name: str) -> list[Scores]:
+    """Keyword and seed-pattern baselines scored on one split."""
+    from themes.codebook import KeywordBaseline, PatternBaseline
+
+    y = label_matrix(frame["labels"], themes)
+    out = []
+    for name, baseline in (("keywords", KeywordBaseline(themes=list(themes))),
+                           ("seed patterns", PatternBaseline(themes=list(themes)))):
+        pred = baseline.fit(list(frame["text"]), y).predict(list(frame["text"]))
+        out.append(score(name, split_name, y, pred, themes, list(frame["kind"])))
+    return out
+
+
+def learning_curve(
+    params: dict, train: pd.DataFrame, heldout: pd.DataFrame, themes: Sequence[str],
+    fractions: Sequence[float] = (0.25, 0.5, 0.75, 1.0), seed: int = 0,
+) -> pd.DataFrame:
+    """Held-out macro-F1 (core themes, thresholds 0.5) against the number of training passages."""
+    docs = np.array(sorted(train["doc"].unique()))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(docs)
+    y_held = label_matrix(heldout["labels"], themes)
+    rows = []
+    for fraction in fractions:
+        keep = set(docs[: max(2, int(round(fraction * len(docs))))])
+        part = train[train["doc"].isin(keep)]
+        y = label_matrix(part["labels"], themes)
+        if (y.sum(axis=0) == 0).any():
+            continue
+        model = ThemeClassifier(themes=themes, **params).fit(list(part["text"]), y)
+        s = score("model", "heldout", y_held, model.predict(list(heldout["text"])), themes)
+        rows.append({"n_documents": len(keep), "n_passages": len(part), "macro_f1_core": round(s.macro_f1_core, 3)})
+    return pd.DataFrame(rows)
+
+
+def code_version() -> str:
+    """The git commit of the code, or the package version outside a checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+            timeout=5, check=True,
+        ).stdout.strip()
+        return f"{__version__}+{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+    import skops
+    import spacy
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "spacy": spacy.__version__, "skops": skops.__version__, "numpy": np.__version__}
+
+
+def train(
+    frame: pd.DataFrame,
+    params: dict | None = None,
+    themes: Sequence[str] | None = None,
+    with_learning_curve: bool = True,
+    n_splits: int = 5,
+) -> TrainResult:
+    """Fit the classifier on the training documents and build its card.
+
+    Args:
+        frame: labelled passages (``load_labels``); the held-out documents are set aside here.
+        params: ``ThemeClassifier`` parameters other than ``themes``.
+        themes: theme ids to model; default every codebook theme with enough positives.
+        with_learning_curve: fit extra models on parts of the data for the card's learning curve.
+        n_splits: folds of the grouped cross-validation that picks the thresholds.
+    """
+    from themes.codebook import codebook_hash, load_codebook
+
+    params = params or {}
+    codebook = load_codebook()
+    train_df, held_df = split(frame)
+    themes = list(themes or trainable_themes(train_df, codebook.ids))
+    y_train = label_matrix(train_df["labels"], themes)
+    started = time.perf_counter()
+    with threadpool_limits(1):  # BLAS/OpenMP pools fight on 2 cores (STACK-NOTES.md)
+        oof = out_of_fold(params, list(train_df["text"]), y_train, list(train_df["doc"]), themes, n_splits)
+        thresholds = best_thresholds(y_train, oof)
+        model = ThemeClassifier(themes=themes, **params).fit(list(train_df["text"]), y_train)
+        model.thresholds_ = thresholds
+        fit_seconds = time.perf_counter() - started
+        cv = score("model", "cv (oof)", y_train, (oof >= thresholds).astype(int), themes,
+                   list(train_df["kind"]))
+        scores = [cv]
+        if len(held_df):
+            y_held = label_matrix(held_df["labels"], themes)
+            scores.append(score("model", "heldout", y_held, model.predict(list(held_df["text"])), themes,
+                                list(held_df["kind"])))
+            scores += baselines_on(held_df, themes, "heldout")
+        curve = learning_curve(params, train_df, held_df, themes) if with_learning_curve and len(held_df) else None
+    comparison = comparison_table(scores)
+    card = {
+        "summary": "Calibrated one-vs-rest linear classifier over TF-IDF word, negation-scope and "
+        "character n-grams; tags a passage with a practice theme when it describes the failing.",
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        "codebook_version": codebook.version,
+        "codebook_hash": codebook_hash(CODEBOOK_PATH),
+        "training_data_hash": data_hash(train_df),
+        "training_label_files": sorted(frame["file"].unique()) if "file" in frame else [],
+        "n_train_passages": len(train_df),
+        "n_train_documents": int(train_df["doc"].nunique()),
+        "n_heldout_passages": len(held_df),
+        "n_heldout_documents": int(held_df["doc"].nunique()),
+        "heldout_rule": f"sha1(doc) mod {HELDOUT_MODULUS} == 0",
+        "themes": themes,
+        "params": {k: v for k, v in model.get_params().items() if k != "themes"},
+        "thresholds": {t: float(v) for t, v in zip(themes, thresholds)},
+        "fit_seconds": round(fit_seconds, 1),
+        "libraries": library_versions(),
+        "cv_scores": cv.per_theme.round(3).reset_index().to_dict(orient="records"),
+        "cv_scores_md": to_markdown(cv.per_theme.round(3).reset_index()),
+        "comparison": comparison.to_dict(orient="records"),
+        "comparison_md": to_markdown(comparison),
+        "learning_curve": None if curve is None else curve.to_dict(orient="records"),
+        "learning_curve_md": None if curve is None else to_markdown(curve),
+        "limits": "Trained on passages this project's team wrote in the register of English "
+        "safeguarding reviews; check its scores on real text (themes evaluate) before citing counts.",
+    }
+    return TrainResult(model, card, comparison)
+
+
+def new_version(card: dict) -> str:
+    """A sortable version name: training date and the first characters of the data hash."""
+    return f"{card['trained_at'][:10]}-{card['training_data_hash'][:8]}"
+
+
+def train_and_save(
+    labels_dir: Path = LABELS_DIR, models_dir: Path = MODELS_DIR, params: dict | None = None,
+    make_default: bool = False, with_learning_curve: bool = True,
+) -> tuple[Path, TrainResult]:
+    """Train from a labels folder, save under ``models_dir/<version>``, optionally make it the default."""
+    from themes.registry import save_model, set_default
+
+    result = train(load_labels(labels_dir), params=params, with_learning_curve=with_learning_curve)
+    version = new_version(result.card)
+    folder = save_model(result.model, result.card, version, models_dir)
+    if make_default:
+        set_default(version, models_dir)
+    return folder, result
