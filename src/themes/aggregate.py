@@ -73,6 +73,13 @@ def prevalence(doc_themes: pd.DataFrame) -> pd.DataFrame:
     return _shares(doc_themes, ["theme"])
 
 
+def _group_label(value: object) -> str:
+    """'2020' rather than '2020.0' when a year column came through as floats."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def breakdowns(doc_themes: pd.DataFrame, documents: pd.DataFrame,
                by: Sequence[str] = ("year", "area", "review_type")) -> pd.DataFrame:
     """Prevalence within each year, area and review type that the documents name."""
@@ -84,7 +91,7 @@ def breakdowns(doc_themes: pd.DataFrame, documents: pd.DataFrame,
             continue
         table = _shares(known, [key, "theme"]).rename(columns={key: "group"})
         table.insert(0, "by", key)
-        table["group"] = table["group"].astype(str)
+        table["group"] = table["group"].map(_group_label)
         parts.append(table)
     columns = ["by", "group", "theme", "n_documents", "n_present", "share", "ci_low", "ci_high"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

@@ -1,0 +1,51 @@
+import pytest
+
+from themes.config import SegmentSettings
+from themes.segment import make_nlp, section_of_heading, segment
+from themes.types import Document, Paragraph
+
+
+def _document(texts, kinds=None):
+    paragraphs, offset = [], 0
+    for i, text in enumerate(texts):
+        kind = (kinds or {}).get(i, "body")
+        paragraphs.append(Paragraph("d" * 64, 1 + i // 3, text, (10.0, 20.0, 300.0, 60.0), offset, offset + len(text), kind))
+        offset += len(text) + len(Document.PARAGRAPH_SEPARATOR)
+    return Document(doc_id="d" * 64, file="x.pdf", pages=3, paragraphs=paragraphs)
+
+
+def test_segment_passages_point_at_their_text():
+    doc = _document(["5. Analysis", "5.1 The social worker accepted the mother's account. No checks were made with the GP.",
+                     "5.2 " + "The plan was not reviewed when Mr X moved in. " * 40])
+    passages = segment(doc, SegmentSettings(max_chars=400, min_chars=10))
+    assert len(passages) > 2  # the long paragraph was split
+    for p in passages:
+        assert doc.text[p.char_start:p.char_end] == p.text
+        assert len(p.text) <= 400
+        assert p.section == "analysis"
+    assert len({p.passage_id for p in passages}) == len(passages)
+
+
+def test_segment_long_paragraph_split_only_at_sentence_ends():
+    doc = _document(["A sentence about the plan, para. 4.2 refers. " * 30])
+    for p in segment(doc, SegmentSettings(max_chars=300, min_chars=10)):
+        assert p.text.endswith("refers.")
+
+
+def test_segment_sentencizer_keeps_abbreviations():
+    sents = [s.text for s in make_nlp()("See para. 4.12 and no. 3 of the plan. Then Mr X left.").sents]
+    assert sents == ["See para. 4.12 and no. 3 of the plan.", "Then Mr X left."]
+
+
+@pytest.mark.parametrize("heading,section", [
+    ("4. Analysis of practice", "analysis"), ("Key findings", "analysis"), ("2 Methodology", "methodology"),
+    ("Recommendations", "recommendation"), ("Learning for the partnership", "learning"),
+    ("3.1 Chronology of key events", "chronology"),
+    ("The worker accepted the mother's account without checking it.", None),
+])
+def test_segment_section_of_heading(heading, section):
+    assert section_of_heading(heading) == section
+
+
+def test_segment_error_documents_give_no_passages():
+    assert segment(Document(doc_id="e", file="e.pdf", status="error", error_kind="not_pdf", error="x")) == []
