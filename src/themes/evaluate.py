@@ -108,3 +108,68 @@ def to_markdown(table: pd.DataFrame) -> str:
         cells = ["" if pd.isna(v) else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+@dataclass
+class Evaluation:
+    """All scores for one model: held-out split and real-text sets, each with both baselines."""
+
+    model_version: str
+    table: pd.DataFrame
+    markdown: str
+
+
+REAL_SETS = (("ofsted dev (real)", ("ofsted_dev.gold", "ofsted_dev.a")), ("seeds (real)", ("seeds.gold", "seeds.a")))
+
+
+def _real_set(names: Sequence[str]) -> pd.DataFrame | None:
+    """The first real-text label set that exists, with its text rebuilt from ../shared."""
+    from themes.config import LABELS_DIR, shared_dir
+    from themes.devset import load_real_labels
+
+    if shared_dir() is None:
+        return None
+    for name in names:
+        if (LABELS_DIR / "real" / f"{name}.jsonl").exists():
+            frame = load_real_labels(name)
+            return frame if len(frame) else None
+    return None
+
+
+def evaluate_model(model: str | None = None, out_dir=None) -> Evaluation:
+    """Score a saved model on the held-out documents and the real-text sets, beside the baselines.
+
+    Args:
+        model: version or folder; default ``models/DEFAULT``.
+        out_dir: when given, ``evaluation.json`` and ``evaluation.md`` are written there.
+    """
+    from pathlib import Path
+
+    from themes.registry import load_model
+    from themes.train import baselines_on, load_labels, split
+
+    loaded = load_model(model)
+    themes = [t for t in loaded.model.themes_ if t in CORE_THEMES]
+    columns = [loaded.model.themes_.index(t) for t in themes]
+    _, heldout = split(load_labels())
+    sets = [("heldout (written)", heldout)]
+    for name, files in REAL_SETS:
+        frame = _real_set(files)
+        if frame is not None:
+            sets.append((name, frame.assign(kind=frame.get("kind"))))
+    scores: list[Scores] = []
+    for split_name, frame in sets:
+        y = label_matrix(frame["labels"], themes)
+        pred = loaded.model.predict(list(frame["text"]))[:, columns]
+        kinds = list(frame["kind"]) if "kind" in frame and frame["kind"].notna().any() else None
+        scores.append(score(loaded.version, split_name, y, pred, themes, kinds))
+        base = frame if kinds else frame.assign(kind=None)
+        scores += baselines_on(base, themes, split_name)
+    table = comparison_table(scores)
+    markdown = to_markdown(table)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "evaluation.json").write_text(table.to_json(orient="records", indent=2))
+        (out / "evaluation.md").write_text(f"# Evaluation of {loaded.version}\n\n{markdown}\n")
+    return Evaluation(loaded.version, table, markdown)

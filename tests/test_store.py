@@ -1,0 +1,61 @@
+import json
+
+import pandas as pd
+import pytest
+
+from themes import store
+from themes.types import Document, Paragraph, Passage
+
+
+def _doc_and_passages(doc_id="a" * 64):
+    para = Paragraph(doc_id, 2, "The plan was not reviewed.", (1.0, 2.0, 3.0, 4.0), 0, 26)
+    doc = Document(doc_id=doc_id, file="old-name.pdf", pages=3, title="T", area="Northmere", year=2021,
+                   review_type="LCSPR", paragraphs=[para])
+    passages = [Passage(f"{doc_id[:16]}:0", doc_id, 2, 0, 26, (1.0, 2.0, 3.0, 4.0), para.text, "analysis")]
+    return doc, passages
+
+
+def test_store_cache_round_trip_relabels_renamed_file(tmp_path):
+    doc, passages = _doc_and_passages()
+    store.save_cached(tmp_path, doc, passages)
+    cached_doc, cached_passages = store.load_cached(tmp_path, doc.doc_id, "new-name.pdf")
+    assert cached_doc.file == "new-name.pdf"
+    assert (cached_doc.area, cached_doc.year, cached_doc.pages) == ("Northmere", 2021, 3)
+    assert cached_passages == passages
+
+
+def test_store_timeouts_are_not_cached(tmp_path):
+    doc = Document(doc_id="b" * 64, file="slow.pdf", status="error", error_kind="timeout", error="slow")
+    store.save_cached(tmp_path, doc, [])
+    assert store.load_cached(tmp_path, doc.doc_id, "slow.pdf") is None
+
+
+def test_store_corrupt_cache_entry_is_rebuilt_not_fatal(tmp_path):
+    doc, passages = _doc_and_passages()
+    store.save_cached(tmp_path, doc, passages)
+    store.cache_path(tmp_path, doc.doc_id).write_text("{half a file")
+    assert store.load_cached(tmp_path, doc.doc_id, "x.pdf") is None
+
+
+def test_store_failed_write_keeps_previous_file(tmp_path):
+    target = tmp_path / "prevalence.csv"
+    store.write_csv(pd.DataFrame({"theme": ["t"], "share": [0.5]}), target)
+
+    def crash(tmp):
+        tmp.write_text("partial")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        store.atomic_write(target, crash)
+    assert pd.read_csv(target)["share"].tolist() == [0.5]
+    assert [p.name for p in tmp_path.iterdir()] == ["prevalence.csv"]  # no temp file left behind
+
+
+def test_store_prediction_rows_per_theme():
+    from themes.types import PassageScores
+
+    frame = store.predictions_frame([PassageScores("p1", {"a": 0.9, "b": 0.1}, ["a"], "v1")])
+    assert frame.to_dict(orient="records") == [
+        {"passage_id": "p1", "theme": "a", "score": 0.9, "tagged": True, "model_version": "v1"},
+        {"passage_id": "p1", "theme": "b", "score": 0.1, "tagged": False, "model_version": "v1"},
+    ]
