@@ -422,8 +422,8 @@ def make_table(block: dict[str, Any], width: float) -> list[Flowable]:
     lengths = []
     for j in range(ncol):
         texts = [str(block["header"][j])] + [str(r[j]) for r in block["rows"]]
-        lengths.append(min(max(len(t) for t in texts), 200) ** 0.75 + 4)
-    floor = width * 0.5 / ncol
+        lengths.append(min(max(len(t) for t in texts), 200) ** 0.9 + 4)
+    floor = width * 0.2 / ncol
     spare = width - floor * ncol
     widths = [floor + spare * n / sum(lengths) for n in lengths]
     table = Table([header] + rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
