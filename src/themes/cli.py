@@ -148,5 +148,18 @@ def models_show(version: Annotated[Optional[str], typer.Argument()] = None, mode
     print((resolve(version, models_dir) / CARD_MD).read_text())
 
 
+labels_app = typer.Typer(help="Inspect and exchange labelled passages.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("stats")
+def labels_stats(labels: Path = LABELS_DIR) -> None:
+    """Counts per theme and kind, in the training and held-out splits."""
+    from themes.evaluate import to_markdown
+    from themes.train import label_stats, load_labels
+
+    print(to_markdown(label_stats(load_labels(labels))))
+
+
 if __name__ == "__main__":
     app()

@@ -253,3 +253,27 @@ def train_and_save(
     if make_default:
         set_default(version, models_dir)
     return folder, result
+
+
+def label_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Passages per theme: positives in the training and held-out splits, plus kinds and totals."""
+    train_df, held_df = split(frame)
+    themes = sorted({t for labels in frame["labels"] for t in labels})
+    rows = [
+        {"theme": t, "positives": int(frame["labels"].map(lambda ls, t=t: t in ls).sum()),
+         "train": int(train_df["labels"].map(lambda ls, t=t: t in ls).sum()),
+         "heldout": int(held_df["labels"].map(lambda ls, t=t: t in ls).sum())}
+        for t in themes
+    ]
+    for kind, count in frame["kind"].value_counts().items():
+        rows.append({"theme": f"kind={kind}", "positives": int(count),
+                     "train": int((train_df["kind"] == kind).sum()), "heldout": int((held_df["kind"] == kind).sum())})
+    rows.append({"theme": "all passages", "positives": len(frame), "train": len(train_df), "heldout": len(held_df)})
+    rows.append({"theme": "documents", "positives": frame["doc"].nunique(), "train": train_df["doc"].nunique(),
+                 "heldout": held_df["doc"].nunique()})
+    return pd.DataFrame(rows)
+
+
+def normalised(text: str) -> str:
+    """Lower case, letters and digits only: two texts equal under this are duplicates."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())

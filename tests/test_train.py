@@ -1,0 +1,70 @@
+"""The shipped labelled passages: schema, duplicates, split leakage — and the split rule itself."""
+
+import json
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from themes.config import CORE_THEMES
+from themes.train import is_heldout, label_stats, load_labels, normalised, split
+
+KINDS = {"positive", "hard_negative", "other_negative"}
+SECTIONS = {"chronology", "analysis", "learning", "recommendation", "background", "methodology"}
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return load_labels()
+
+
+def test_train_labels_follow_the_schema(labels):
+    from themes.codebook import load_codebook
+
+    known = set(load_codebook().ids)
+    for row in labels.itertuples():
+        assert set(row.labels) <= known, f"{row.id}: unknown theme in {row.labels}"
+        assert row.kind in KINDS, row.id
+        assert (row.kind == "positive") == bool(row.labels), f"{row.id}: kind {row.kind} vs labels {row.labels}"
+        assert row.section in SECTIONS, row.id
+        assert row.text.strip() and row.doc and row.source and row.annotator
+
+
+def test_train_labels_have_no_duplicates(labels):
+    assert labels["id"].is_unique
+    dupes = [t for t, n in Counter(labels["text"].map(normalised)).items() if n > 1]
+    assert not dupes, f"{len(dupes)} duplicated passage texts"
+
+
+def test_train_no_text_leaks_between_train_and_heldout(labels):
+    train_df, held_df = split(labels)
+    assert not set(train_df["doc"]) & set(held_df["doc"])
+    assert not set(train_df["text"].map(normalised)) & set(held_df["text"].map(normalised))
+
+
+def test_train_heldout_split_is_fixed_and_about_a_fifth(labels):
+    docs = labels["doc"].unique()
+    share = sum(map(is_heldout, docs)) / len(docs)
+    assert 0.08 <= share <= 0.35
+    assert [is_heldout(d) for d in docs] == [is_heldout(d) for d in docs]  # no randomness
+
+
+def test_train_documents_are_cases_of_realistic_size(labels):
+    sizes = labels.groupby("doc").size()
+    assert sizes.between(15, 80).all(), sizes[~sizes.between(15, 80)].to_dict()
+
+
+def test_train_counts_meet_the_evidence_base(labels):
+    stats = label_stats(labels).set_index("theme")
+    for theme in CORE_THEMES:
+        assert stats.loc[theme, "positives"] >= 150, theme
+        assert stats.loc[theme, "heldout"] >= 20, theme
+    assert len(labels) >= 2000
+    assert (labels["kind"] == "hard_negative").mean() >= 0.35
+
+
+def test_train_load_labels_names_the_bad_line(tmp_path):
+    (tmp_path / "passages-x.jsonl").write_text(json.dumps({"id": "a", "text": "t", "labels": [], "doc": "d"})
+                                               + "\n{not json\n")
+    with pytest.raises(ValueError, match="passages-x.jsonl line 2"):
+        load_labels(tmp_path)
