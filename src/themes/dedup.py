@@ -1,0 +1,230 @@
+"""Find boilerplate repeated across documents so it is not counted as a document's own finding.
+
+Reviews quote the same text verbatim: terms of reference and methodology paragraphs reused by a
+partnership or an author, statutory guidance ("Working Together ... states that ..."). A theme
+found only in such text says nothing about the practice in that case, so these passages are set
+aside before counting.
+
+Method: each passage becomes the set of its word 5-shingles (lower-cased; paragraph number,
+punctuation and the letter of pseudonyms such as "Child D" removed). MinHash signatures (universal hashing over a Mersenne prime, numpy only)
+are banded for locality-sensitive hashing to find candidate pairs; every candidate pair is then
+checked with the exact Jaccard similarity of the shingle sets, so LSH only decides which pairs are
+looked at. Pairs at or above the threshold are joined into clusters (single linkage). A cluster
+that spans at least ``min_documents`` documents is boilerplate, and all of its passages are dropped.
+
+Why ``min_documents = 3`` by default (the passage recurs in at least two *other* documents): a
+verbatim pair is as often a quotation of a real finding (a partnership's annual learning report
+quoting its own review) as it is boilerplate, and dropping it would remove a true theme from the
+review it came from; text repeated across three or more reviews is template or guidance. Pass
+``min_documents=2`` to drop pairs too.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+_MERSENNE = np.uint64((1 << 61) - 1)
+_PARA_NUMBER = re.compile(r"^\s*(?:\(?[0-9]{1,3}(?:\.[0-9]{1,3})*\)?\.?|[a-z]\))\s+", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Reviews anonymise with letters ("Child D", "Baby M", "Mr K"): the same template text naming a
+# different child must still match.
+_PSEUDONYM = re.compile(r"\b((?i:child|baby|family|sibling|young person|mr|mrs|ms|adult))\s+[A-Z]{1,2}\b")
+
+DROPPED_COLUMNS = [
+    "passage_id", "doc_id", "page", "section", "cluster", "cluster_passages", "n_documents",
+    "max_jaccard", "reason", "text",
+]
+CLUSTER_COLUMNS = ["cluster", "n_documents", "n_passages", "sections", "example"]
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """Knobs for near-duplicate detection.
+
+    Args:
+        shingle_words: words per shingle.
+        threshold: Jaccard similarity of shingle sets at or above which two passages are near-duplicates.
+        min_documents: a cluster spanning at least this many documents is boilerplate.
+        min_shingles: shorter passages (fewer shingles) are never called boilerplate: a short
+            heading or sentence repeats by chance.
+        bands: LSH bands; ``bands * rows`` MinHash functions are used.
+        rows: MinHash values per band. With 20 x 6, a pair at Jaccard 0.8 becomes a candidate
+            with probability 0.998 and a pair at 0.3 with probability 0.015.
+        seed: seed of the hash functions (results do not depend on it beyond that 0.2%).
+    """
+
+    shingle_words: int = 5
+    threshold: float = 0.8
+    min_documents: int = 3
+    min_shingles: int = 5
+    bands: int = 20
+    rows: int = 6
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}.")
+        if self.min_documents < 2:
+            raise ValueError(f"min_documents must be at least 2 (a repeat needs two documents), got {self.min_documents}.")
+        if self.shingle_words < 1 or self.bands < 1 or self.rows < 1:
+            raise ValueError("shingle_words, bands and rows must each be at least 1.")
+
+
+DEDUP = DedupSettings()
+
+
+@dataclass
+class DedupResult:
+    """Passages kept for counting, the ones dropped as boilerplate, and one row per cluster."""
+
+    kept: pd.DataFrame
+    dropped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DROPPED_COLUMNS))
+    clusters: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CLUSTER_COLUMNS))
+    settings: DedupSettings = DEDUP
+
+    @property
+    def dropped_ids(self) -> set[str]:
+        return set(self.dropped["passage_id"])
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of a passage without its leading paragraph number ("4.12", "(a)").
+
+    Letter pseudonyms ("Child D", "Mr K") become one placeholder so template text naming a
+    different child still matches.
+    """
+    text = _PSEUDONYM.sub(r"\1 X", _PARA_NUMBER.sub("", text, count=1))
+    return _WORD.findall(text.lower())
+
+
+def shingles(text: str, k: int = 5) -> set[str]:
+    """The set of ``k``-word shingles of a passage (one shingle when it has fewer than k words)."""
+    tokens = words(text)
+    if not tokens:
+        return set()
+    if len(tokens) < k:
+        return {" ".join(tokens)}
+    return {" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    """|a ∩ b| / |a ∪ b|; 0 for two empty sets."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def _hash_functions(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # a, b < 2^32 and shingle hashes < 2^32 keep a*x + b below 2^64: exact in uint64.
+    a = rng.integers(1, 1 << 32, size=n, dtype=np.uint64)
+    b = rng.integers(0, 1 << 32, size=n, dtype=np.uint64)
+    return a, b
+
+
+def minhash(shingle_set: set[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MinHash signature (one value per hash function) of a set of shingles."""
+    values = np.fromiter((zlib.crc32(s.encode("utf-8")) for s in shingle_set), dtype=np.uint64,
+                         count=len(shingle_set))
+    return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
+
+
+def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
+    pairs: set[tuple[int, int]] = set()
+    for band in range(bands):
+        buckets: dict[bytes, list[int]] = {}
+        chunk = signatures[:, band * rows : (band + 1) * rows]
+        for i, key in enumerate(chunk):
+            buckets.setdefault(key.tobytes(), []).append(i)
+        for members in buckets.values():
+            if len(members) > 1:
+                for x in range(len(members)):
+                    for y in range(x + 1, len(members)):
+                        pairs.add((members[x], members[y]))
+    return pairs
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) -> DedupResult:
+    """Split passages into kept ones and boilerplate repeated across documents.
+
+    Args:
+        passages: one row per passage with at least ``passage_id``, ``doc_id`` and ``text``
+            (``page`` and ``section`` are carried into the dropped table when present).
+        settings: shingle size, similarity threshold, how many documents make boilerplate.
+
+    Returns:
+        ``kept`` (the input rows not dropped, in input order), ``dropped`` (one row per dropped
+        passage with its cluster, the number of documents the cluster spans, its best Jaccard
+        similarity to a passage of another document and the reason) and ``clusters``.
+    """
+    missing = {"passage_id", "doc_id", "text"} - set(passages.columns)
+    if missing:
+        raise ValueError(f"passages lacks the column(s) {sorted(missing)} that de-duplication needs.")
+    frame = passages.reset_index(drop=True)
+    sets = [shingles(str(t), settings.shingle_words) for t in frame["text"]]
+    eligible = [i for i, s in enumerate(sets) if len(s) >= settings.min_shingles]
+    if len(eligible) < 2:
+        return DedupResult(kept=passages.copy(), settings=settings)
+
+    a, b = _hash_functions(settings.bands * settings.rows, settings.seed)
+    signatures = np.vstack([minhash(sets[i], a, b) for i in eligible])
+    docs = frame["doc_id"].astype(str).to_numpy()
+    parent = list(range(len(frame)))
+    best = np.zeros(len(frame))  # best similarity to a passage in another document
+    for x, y in _candidate_pairs(signatures, settings.bands, settings.rows):
+        i, j = eligible[x], eligible[y]
+        similarity = jaccard(sets[i], sets[j])
+        if similarity < settings.threshold:
+            continue
+        parent[_find(parent, i)] = _find(parent, j)
+        if docs[i] != docs[j]:
+            best[i] = max(best[i], similarity)
+            best[j] = max(best[j], similarity)
+
+    roots = np.array([_find(parent, i) for i in range(len(frame))])
+    members: dict[int, list[int]] = {}
+    for i, root in enumerate(roots):
+        members.setdefault(int(root), []).append(i)
+    dropped_rows, cluster_rows = [], []
+    drop = np.zeros(len(frame), dtype=bool)
+    # Number clusters in order of their first passage so the ids are stable for a given input.
+    for root in sorted(members, key=lambda r: members[r][0]):
+        idx = members[root]
+        n_docs = len(set(docs[idx]))
+        if len(idx) < 2 or n_docs < settings.min_documents:
+            continue
+        cluster = len(cluster_rows) + 1
+        sections = sorted({str(s) for s in frame.loc[idx, "section"].dropna()}) if "section" in frame else []
+        cluster_rows.append({
+            "cluster": cluster, "n_documents": n_docs, "n_passages": len(idx),
+            "sections": ", ".join(sections), "example": str(frame.loc[idx[0], "text"])[:200],
+        })
+        reason = (f"near-duplicate (Jaccard >= {settings.threshold:.2f} on word {settings.shingle_words}-shingles) "
+                  f"of text in {n_docs} documents")
+        for i in idx:
+            drop[i] = True
+            dropped_rows.append({
+                "passage_id": frame.loc[i, "passage_id"], "doc_id": frame.loc[i, "doc_id"],
+                "page": frame.loc[i, "page"] if "page" in frame else None,
+                "section": frame.loc[i, "section"] if "section" in frame else None,
+                "cluster": cluster, "cluster_passages": len(idx), "n_documents": n_docs,
+                "max_jaccard": round(float(best[i]), 4), "reason": reason, "text": frame.loc[i, "text"],
+            })
+    kept = passages.iloc[np.flatnonzero(~drop)].copy()
+    return DedupResult(
+        kept=kept,
+        dropped=pd.DataFrame(dropped_rows, columns=DROPPED_COLUMNS),
+        clusters=pd.DataFrame(cluster_rows, columns=CLUSTER_COLUMNS),
+        settings=settings,
+    )

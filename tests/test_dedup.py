@@ -1,0 +1,100 @@
+import pandas as pd
+import pytest
+
+from themes.dedup import DedupSettings, find_boilerplate, jaccard, shingles
+
+TERMS = (
+    "This review was commissioned under the statutory guidance Working Together to Safeguard Children "
+    "and considers the involvement of all agencies with Child D and the family from birth until the "
+    "serious incident, with a focus on how professionals assessed risk and shared information."
+)
+GUIDANCE = (
+    "Working Together to Safeguard Children states that no single practitioner can have a full picture of "
+    "a child's needs and circumstances and that everyone who comes into contact with children and families "
+    "has a role to play in sharing information and identifying concerns."
+)
+QUOTED_FINDING = (
+    "The health visitor accepted the mother's assurance that the new partner had left the home and the "
+    "case was closed without any check with the police or the housing provider about who was living there."
+)
+OWN = [
+    "Police attended the address four times in the spring but the notifications were not sent to the school "
+    "or to the health visitor, so no one held the whole picture of the violence in the home.",
+    "The social worker visited twice and recorded that the home conditions had improved, without seeing the "
+    "child's bedroom or speaking to the child alone about what daily life was like.",
+    "The GP surgery recorded three missed immunisation appointments and sent letters to the family but did not "
+    "tell the health visitor, and nobody asked why the baby was not being brought.",
+    "Mother signed a written agreement that she would not allow her former partner into the flat, and the "
+    "agreement was treated as the main protective measure although it was never checked.",
+    "The school noticed that the boy was often hungry and tired in the morning and raised this with the family "
+    "support worker, who offered a food bank voucher but did not refer to children's social care.",
+]
+
+
+def _corpus() -> pd.DataFrame:
+    """Five documents, each with its own passage; planted repeats with small edits."""
+    rows = []
+    for d in range(5):
+        rows.append((f"d{d}-own", f"d{d}", OWN[d], "analysis"))
+    # Terms of reference in four documents, lightly varied (paragraph number, a trailing clause, case).
+    rows.append(("d0-tor", "d0", "1.1 " + TERMS, "background"))
+    rows.append(("d1-tor", "d1", "2.3 " + TERMS.upper(), "background"))
+    rows.append(("d2-tor", "d2", TERMS.replace("Child D", "Child C"), "background"))
+    rows.append(("d3-tor", "d3", TERMS.replace("shared information.", "shared records.") + " The review also considered the pandemic.", "methodology"))
+    # Guidance quoted in three documents.
+    for d in (1, 3, 4):
+        rows.append((f"d{d}-guide", f"d{d}", GUIDANCE, "learning"))
+    # A finding quoted verbatim by one other document (an annual report quoting its own review).
+    rows.append(("d2-finding", "d2", QUOTED_FINDING, "analysis"))
+    rows.append(("d4-quote", "d4", QUOTED_FINDING, "learning"))
+    frame = pd.DataFrame(rows, columns=["passage_id", "doc_id", "text", "section"])
+    frame["page"] = 3
+    return frame
+
+
+def test_dedup_shingles_ignore_paragraph_numbers_case_and_pseudonym_letters():
+    assert shingles("4.12 The Review Panel met four times.", 3) == shingles("the review panel met four times", 3)
+    assert shingles("Agencies working with Child D and Mr K", 3) == shingles("agencies working with Child F and Mr L", 3)
+    assert jaccard({"a"}, {"a"}) == 1.0 and jaccard(set(), set()) == 0.0
+
+
+def test_dedup_drops_planted_boilerplate_and_keeps_own_text():
+    result = find_boilerplate(_corpus())
+    dropped = set(result.dropped["passage_id"])
+    assert {"d0-tor", "d1-tor", "d2-tor", "d3-tor", "d1-guide", "d3-guide", "d4-guide"} == dropped
+    assert all(f"d{d}-own" in set(result.kept["passage_id"]) for d in range(5))
+    # Two clusters: the terms of reference (4 documents) and the guidance (3 documents).
+    assert sorted(result.clusters["n_documents"]) == [3, 4]
+    tor = result.dropped.set_index("passage_id").loc["d2-tor"]
+    assert tor.n_documents == 4 and tor.max_jaccard >= 0.8 and "4 documents" in tor.reason
+    assert len(result.kept) + len(result.dropped) == len(_corpus())
+
+
+def test_dedup_keeps_a_finding_quoted_by_one_other_document_by_default():
+    kept = set(find_boilerplate(_corpus()).kept["passage_id"])
+    assert {"d2-finding", "d4-quote"} <= kept
+    strict = find_boilerplate(_corpus(), DedupSettings(min_documents=2))
+    assert {"d2-finding", "d4-quote"} <= set(strict.dropped["passage_id"])
+
+
+def test_dedup_threshold_separates_near_from_loose_copies():
+    base = _corpus()
+    # Rewrite half of the guidance in one copy: Jaccard well below 0.8, so only two copies stay alike.
+    loose = GUIDANCE.split(" and that ")[0] + " and that every agency must record its concerns and pass them on promptly."
+    base.loc[base["passage_id"] == "d4-guide", "text"] = loose
+    assert jaccard(shingles(GUIDANCE), shingles(loose)) < 0.8
+    dropped = set(find_boilerplate(base).dropped["passage_id"])
+    assert not {"d1-guide", "d3-guide", "d4-guide"} & dropped
+
+
+def test_dedup_short_repeats_are_never_boilerplate():
+    frame = pd.DataFrame({
+        "passage_id": ["a", "b", "c"], "doc_id": ["x", "y", "z"],
+        "text": ["Fictional sample written for testing"] * 3,
+    })
+    assert find_boilerplate(frame).dropped.empty
+
+
+def test_dedup_names_the_missing_column():
+    with pytest.raises(ValueError, match="doc_id"):
+        find_boilerplate(pd.DataFrame({"passage_id": ["a"], "text": ["x"]}))
