@@ -18,16 +18,16 @@ QUOTED_FINDING = (
     "case was closed without any check with the police or the housing provider about who was living there."
 )
 OWN = [
-    "Police attended the address four times in the spring but the notifications were not sent to the school "
-    "or to the health visitor, so no one held the whole picture of the violence in the home.",
-    "The social worker visited twice and recorded that the home conditions had improved, without seeing the "
-    "child's bedroom or speaking to the child alone about what daily life was like.",
-    "The GP surgery recorded three missed immunisation appointments and sent letters to the family but did not "
-    "tell the health visitor, and nobody asked why the baby was not being brought.",
-    "Mother signed a written agreement that she would not allow her former partner into the flat, and the "
-    "agreement was treated as the main protective measure although it was never checked.",
-    "The school noticed that the boy was often hungry and tired in the morning and raised this with the family "
-    "support worker, who offered a food bank voucher but did not refer to children's social care.",
+    ("Police attended the address four times in the spring but the notifications were not sent to the school "
+    "or to the health visitor, so no one held the whole picture of the violence in the home."),
+    ("The social worker visited twice and recorded that the home conditions had improved, without seeing the "
+    "child's bedroom or speaking to the child alone about what daily life was like."),
+    ("The GP surgery recorded three missed immunisation appointments and sent letters to the family but did not "
+    "tell the health visitor, and nobody asked why the baby was not being brought."),
+    ("Mother signed a written agreement that she would not allow her former partner into the flat, and the "
+    "agreement was treated as the main protective measure although it was never checked."),
+    ("The school noticed that the boy was often hungry and tired in the morning and raised this with the family "
+    "support worker, who offered a food bank voucher but did not refer to children's social care."),
 ]
 
 
