@@ -1,7 +1,21 @@
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from themes.aggregate import aggregate, wilson_interval
+from themes.aggregate import (
+    FINDINGS_SECTIONS,
+    PREVALENCE_COLUMNS,
+    ClassifierError,
+    aggregate,
+    corrected_prevalence,
+    document_errors,
+    prevalence,
+    rogan_gladen,
+    trend_test,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,3 +56,153 @@ def test_aggregate_counts_documents_not_passages():
     assert by_year.loc["2020", "n_present"] == 1 and by_year.loc["2021", "n_present"] == 0
     doc_a = result.document_themes.set_index("doc_id").loc["a"]
     assert doc_a.present and doc_a.n_passages == 2 and doc_a.max_score == pytest.approx(0.9)
+
+
+# -- corrected prevalence ------------------------------------------------------------------------
+
+ERR_SMALL = ClassifierError("t", tp=8, fn=2, tn=9, fp=1)  # sens 0.8, spec 0.9 from 10 + 10 documents
+ERR_LARGE = ClassifierError("t", tp=800, fn=200, tn=900, fp=100)  # same rates from 1000 + 1000
+
+
+@pytest.mark.parametrize(
+    "p,sens,spec,expected",
+    [
+        (0.4, 0.8, 0.9, 0.3 / 0.7),  # (0.4 + 0.9 - 1) / (0.8 + 0.9 - 1) by hand = 0.428571
+        (0.0, 0.8, 0.9, 0.0),  # -0.1 / 0.7 clipped to 0
+        (1.0, 0.8, 0.9, 1.0),  # 0.9 / 0.7 clipped to 1
+        (0.25, 1.0, 1.0, 0.25),  # a perfect classifier changes nothing
+        (0.5, 0.5, 0.5, math.nan),  # no better than chance: undefined
+    ],
+)
+def test_aggregate_rogan_gladen_matches_hand_values(p, sens, spec, expected):
+    got = rogan_gladen(p, sens, spec)
+    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("k", [0, 4, 10])
+def test_aggregate_corrected_interval_contains_its_point_estimate(k):
+    point, low, high = corrected_prevalence(k, 10, ERR_SMALL)
+    assert point == pytest.approx(rogan_gladen(k / 10, 0.8, 0.9))
+    assert 0.0 <= low <= point <= high <= 1.0
+
+
+def test_aggregate_corrected_interval_widens_when_error_counts_are_small():
+    _, lo_small, hi_small = corrected_prevalence(40, 100, ERR_SMALL)
+    _, lo_large, hi_large = corrected_prevalence(40, 100, ERR_LARGE)
+    # Same sensitivity and specificity; measured on 20 documents instead of 2000.
+    assert hi_small - lo_small > 1.5 * (hi_large - lo_large)
+    assert lo_large < 3 / 7 < hi_large
+
+
+def test_aggregate_corrected_interval_edges_for_none_and_all_present():
+    assert corrected_prevalence(0, 10, ERR_LARGE)[:2] == (0.0, 0.0)
+    assert corrected_prevalence(10, 10, ERR_LARGE)[0] == 1.0
+    assert corrected_prevalence(10, 10, ERR_LARGE)[2] == 1.0
+    assert corrected_prevalence(0, 10, ERR_LARGE)[2] > 0  # 0 of 10 does not prove absence
+
+
+def test_aggregate_corrected_is_nan_without_usable_error_counts():
+    assert all(math.isnan(v) for v in corrected_prevalence(4, 10, None))
+    # Every held-out document had the theme: specificity unknown, nothing to correct with.
+    assert all(math.isnan(v) for v in corrected_prevalence(4, 10, ClassifierError("t", 13, 0, 0, 0)))
+
+
+def test_aggregate_classifier_error_rejects_negative_counts():
+    with pytest.raises(ValueError, match="fp"):
+        ClassifierError("t", 1, 1, 1, -1)
+
+
+def _doc_themes(present: dict[str, list[bool]]) -> pd.DataFrame:
+    rows = [{"doc_id": f"d{i}", "theme": t, "present": v, "n_passages": int(v), "max_score": 0.9 * v}
+            for t, values in present.items() for i, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_aggregate_prevalence_adds_adjusted_columns():
+    table = prevalence(_doc_themes({"t": [True] * 4 + [False] * 6, "u": [False] * 10}), [ERR_SMALL])
+    assert list(table.columns) == PREVALENCE_COLUMNS
+    t, u = table.set_index("theme").loc["t"], table.set_index("theme").loc["u"]
+    assert t.adjusted_share == pytest.approx(0.4286, abs=1e-4)
+    assert t.adjusted_low <= t.adjusted_share <= t.adjusted_high
+    assert math.isnan(u.adjusted_share) and (u.n_present, u.ci_low) == (0, 0.0)
+
+
+def test_aggregate_document_errors_count_documents_not_passages():
+    docs = ["a", "a", "b", "c", "c"]
+    labels = [["t"], [], ["t"], [], []]
+    # a: tagged on its unlabelled passage -> still a true positive at document level.
+    predicted = np.array([[0], [1], [0], [1], [0]])
+    (err,) = document_errors(docs, labels, predicted, ["t"])
+    assert (err.tp, err.fn, err.tn, err.fp) == (1, 1, 0, 1)
+    with pytest.raises(ValueError, match="shape"):
+        document_errors(docs, labels, np.zeros((4, 1)), ["t"])
+
+
+# -- co-occurrence, trend, sections, boilerplate, comparison -------------------------------------
+
+def test_aggregate_cooccurrence_counts_and_lift_by_hand():
+    result = aggregate(*_two_theme_run(), ["t", "u"])
+    row = result.cooccurrence.query("theme_a == 't' and theme_b == 'u'").iloc[0]
+    # 4 documents; t in a, b; u in b, c; both in b: lift = (1/4) / ((2/4) (2/4)) = 1.
+    assert (row.n_documents, row.n_a, row.n_b, row.n_both) == (4, 2, 2, 1)
+    assert row.lift == pytest.approx(1.0)
+
+
+def test_aggregate_trend_test_matches_hand_values():
+    # 0/2, 1/2, 2/2 over three years: T = 2, Var = 0.25 * 4 = 1, z = 2, slope = 2 / 4.
+    slope, z, p = trend_test([2019, 2020, 2021], [2, 2, 2], [0, 1, 2])
+    assert (slope, z) == (pytest.approx(0.5), pytest.approx(2.0))
+    assert p == pytest.approx(0.0455, abs=1e-4)
+    assert math.isnan(trend_test([2019], [5], [2])[1])
+
+
+def _two_theme_run():
+    documents = pd.DataFrame({
+        "doc_id": list("abcd"), "status": ["ok"] * 4, "year": [2019, 2020, 2020, 2021],
+        "area": list("WXYZ"), "review_type": ["LCSPR"] * 4,
+    })
+    passages = pd.DataFrame({
+        "passage_id": ["a1", "a2", "b1", "c1", "d1"], "doc_id": ["a", "a", "b", "c", "d"],
+        "section": ["analysis", "background", "learning", "analysis", None],
+    })
+    tags = {("a2", "t"), ("b1", "t"), ("b1", "u"), ("c1", "u")}
+    predictions = pd.DataFrame([
+        {"passage_id": p, "theme": t, "score": 0.9 if (p, t) in tags else 0.1, "tagged": (p, t) in tags,
+         "model_version": "m"}
+        for p in passages["passage_id"] for t in ("t", "u")
+    ])
+    return documents, passages, predictions
+
+
+def test_aggregate_section_filter_applies_before_counting():
+    everything = aggregate(*_two_theme_run(), ["t", "u"]).prevalence.set_index("theme")
+    findings = aggregate(*_two_theme_run(), ["t", "u"], sections=FINDINGS_SECTIONS)
+    assert everything.loc["t", "n_present"] == 2
+    # a's only t passage sits in the background section: with findings only, a no longer counts.
+    assert findings.prevalence.set_index("theme").loc["t", "n_present"] == 1
+    assert findings.prevalence["n_documents"].eq(4).all()  # the denominator stays every readable review
+    assert findings.settings["passages_outside_sections"] == 2
+    assert findings.settings["documents_without_counted_passages"] == 1  # d has no section
+    with pytest.raises(ValueError, match="findings"):
+        aggregate(*_two_theme_run(), ["t"], sections=("findings",))
+
+
+def test_aggregate_boilerplate_is_not_counted_and_passages_sit_beside_documents():
+    boilerplate = pd.DataFrame({"passage_id": ["b1"], "cluster": [1]})
+    result = aggregate(*_two_theme_run(), ["t", "u"], boilerplate=boilerplate)
+    prev = result.prevalence.set_index("theme")
+    assert (prev.loc["t", "n_present"], prev.loc["u", "n_present"]) == (1, 1)
+    assert result.settings["passages_dropped_boilerplate"] == 1
+    counts = result.passage_counts.set_index("theme")
+    assert (counts.loc["t", "n_documents_present"], counts.loc["t", "n_passages_tagged"]) == (1, 1)
+    assert counts.loc["t", "n_passages_counted"] == 4
+
+
+def test_aggregate_comparison_is_labelled_as_a_different_corpus():
+    result = aggregate(*_two_theme_run(), ["weak_risk_assessment", "written_agreements"])
+    table = result.comparison.set_index("theme")
+    assert table.loc["weak_risk_assessment", "panel_share"] == 0.41
+    assert table.loc["optimism_bias", "panel_share"] == 0.32
+    assert math.isnan(table.loc["written_agreements", "panel_share"])
+    assert table["note"].str.contains("not a like-for-like").all()
+    assert (table["panel_n"] == 538).all() and table["this_corpus"].str.contains("4 documents").all()
