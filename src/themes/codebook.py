@@ -1,0 +1,712 @@
+"""The codebook (theme definitions, keywords, token patterns) and the two rule baselines.
+
+The codebook is a data file, ``corpus/codebook.yaml``; this module loads and validates it and
+builds two scikit-learn-like baselines from it:
+
+- :class:`KeywordBaseline` flags a theme when any of its keywords occurs as a whole word or phrase.
+  It is the naive search the project exists to beat: it cannot tell a failing from a mention.
+- :class:`PatternBaseline` flags a theme when one of its spaCy ``Matcher`` token patterns matches
+  (and no veto pattern overlaps the match). Patterns describe the failing ("was not passed on",
+  "accepted ... at face value"), so they are more specific, but still blind to context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from themes import config
+
+__all__ = [
+    "Codebook",
+    "CodebookError",
+    "KeywordBaseline",
+    "PatternBaseline",
+    "Theme",
+    "ThemePattern",
+    "codebook_hash",
+    "load_codebook",
+]
+
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "id",
+    "label",
+    "core",
+    "definition",
+    "include",
+    "exclude",
+    "examples_positive",
+    "examples_negative",
+    "keywords",
+    "patterns",
+)
+OPTIONAL_FIELDS: tuple[str, ...] = ("veto_patterns",)
+
+#: Token attributes a ``spacy.blank("en")`` pipeline actually sets. LEMMA, POS, TAG, DEP, MORPH
+#: and ENT_* would compile but never match, so they are refused rather than silently dead.
+ALLOWED_TOKEN_ATTRS: frozenset[str] = frozenset(
+    {
+        "ORTH",
+        "TEXT",
+        "LOWER",
+        "NORM",
+        "LENGTH",
+        "SHAPE",
+        "PREFIX",
+        "SUFFIX",
+        "IS_ALPHA",
+        "IS_ASCII",
+        "IS_DIGIT",
+        "IS_LOWER",
+        "IS_UPPER",
+        "IS_TITLE",
+        "IS_PUNCT",
+        "IS_SPACE",
+        "IS_STOP",
+        "IS_BRACKET",
+        "IS_QUOTE",
+        "IS_LEFT_PUNCT",
+        "IS_RIGHT_PUNCT",
+        "IS_CURRENCY",
+        "LIKE_NUM",
+        "LIKE_URL",
+        "LIKE_EMAIL",
+        "OP",
+    }
+)
+
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class CodebookError(ValueError):
+    """The codebook file is missing, unreadable or does not follow the codebook schema."""
+
+
+@dataclass(frozen=True)
+class ThemePattern:
+    """One spaCy ``Matcher`` token pattern with its id (unique within its theme)."""
+
+    id: str
+    pattern: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Theme:
+    """One theme of the codebook.
+
+    Args:
+        id: fixed snake_case id used everywhere (labels, models, outputs).
+        label: human-readable name for reports.
+        core: one of the four core themes of the Panel's first annual report.
+        definition: what a passage must describe to be coded for the theme.
+        include: criteria for coding the theme.
+        exclude: what is not coded (good practice, other senses, negation, recommendation).
+        examples_positive: short sentences that are coded.
+        examples_negative: short sentences that mention the topic but are not coded.
+        keywords: lower-case words and phrases for the naive keyword baseline.
+        patterns: token patterns for the pattern baseline.
+        veto_patterns: token patterns that cancel an overlapping pattern match.
+    """
+
+    id: str
+    label: str
+    core: bool
+    definition: str
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    examples_positive: tuple[str, ...]
+    examples_negative: tuple[str, ...]
+    keywords: tuple[str, ...]
+    patterns: tuple[ThemePattern, ...]
+    veto_patterns: tuple[ThemePattern, ...] = ()
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """A validated codebook: a version string and the themes in file order."""
+
+    version: str
+    themes: tuple[Theme, ...]
+
+    @property
+    def ids(self) -> list[str]:
+        """Every theme id, in file order."""
+        return [t.id for t in self.themes]
+
+    @property
+    def core_ids(self) -> list[str]:
+        """The core theme ids, in file order."""
+        return [t.id for t in self.themes if t.core]
+
+    def get(self, theme_id: str) -> Theme:
+        """The theme with this id.
+
+        Raises:
+            KeyError: when the codebook has no such theme.
+        """
+        for theme in self.themes:
+            if theme.id == theme_id:
+                return theme
+        raise KeyError(
+            f"Theme {theme_id!r} is not in codebook {self.version}; known themes: "
+            f"{', '.join(self.ids)}."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+@lru_cache(maxsize=1)
+def _blank_nlp() -> Any:
+    """A shared ``spacy.blank("en")`` (tokenizer only); spaCy is imported only when needed."""
+    import spacy
+
+    return spacy.blank("en")
+
+
+def codebook_hash(path: str | Path = config.CODEBOOK_PATH) -> str:
+    """The sha256 hex digest of the codebook file's bytes (recorded in model cards)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_codebook(path: str | Path = config.CODEBOOK_PATH) -> Codebook:
+    """Load and validate the codebook YAML file.
+
+    Checks required fields and their types, unique theme and pattern ids, that the themes marked
+    ``core`` are exactly :data:`themes.config.CORE_THEMES`, and that every pattern compiles in a
+    spaCy ``Matcher`` using only attributes a blank English pipeline sets.
+
+    Raises:
+        CodebookError: with one sentence naming the file, the theme and the field at fault.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise CodebookError(
+            f"Codebook {path} cannot be read ({exc.strerror or exc}); check the path or "
+            "set it with the codebook argument."
+        ) from exc
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> Codebook:
+    """Parse and validate, cached on the file's path, mtime and size."""
+    del mtime_ns, size  # part of the cache key only
+    where = Path(path)
+    try:
+        data = yaml.safe_load(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CodebookError(f"Codebook {where} is not readable YAML: {first}.") from exc
+    return _parse_codebook(data, where)
+
+
+def _parse_codebook(data: Any, where: Path) -> Codebook:
+    """Turn the parsed YAML into a :class:`Codebook`, raising on the first problem."""
+    if not isinstance(data, dict):
+        raise CodebookError(
+            f"Codebook {where} must be a mapping with 'version' and 'themes' at the top level."
+        )
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise CodebookError(
+            f"Codebook {where} needs a top-level 'version' string such as \"1.0.0\" (quoted)."
+        )
+    raw_themes = data.get("themes")
+    if not isinstance(raw_themes, list) or not raw_themes:
+        raise CodebookError(f"Codebook {where} needs a non-empty top-level 'themes' list.")
+
+    themes: list[Theme] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_themes):
+        theme = _parse_theme(raw, index, where)
+        if theme.id in seen:
+            raise CodebookError(
+                f"Theme {theme.id!r} appears more than once in codebook {where}; "
+                "theme ids must be unique."
+            )
+        seen.add(theme.id)
+        themes.append(theme)
+
+    core = {t.id for t in themes if t.core}
+    expected = set(config.CORE_THEMES)
+    if core != expected:
+        missing = sorted(expected - core)
+        extra = sorted(core - expected)
+        parts = []
+        if missing:
+            parts.append(f"missing or not marked core: {', '.join(missing)}")
+        if extra:
+            parts.append(f"marked core but not in config.CORE_THEMES: {', '.join(extra)}")
+        raise CodebookError(
+            f"Codebook {where} core themes must equal config.CORE_THEMES ({'; '.join(parts)})."
+        )
+
+    _compile_check(themes, where)
+    return Codebook(version=version.strip(), themes=tuple(themes))
+
+
+def _str_list(raw: dict, field: str, tid: str, where: Path, min_len: int = 1) -> tuple[str, ...]:
+    """A field that must be a list of at least ``min_len`` non-empty strings."""
+    value = raw[field]
+    if (
+        not isinstance(value, list)
+        or len(value) < min_len
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise CodebookError(
+            f"Theme {tid!r} in codebook {where}: field '{field}' must be a list of at least "
+            f'{min_len} non-empty strings (quote words YAML reads as booleans, such as "no").'
+        )
+    return tuple(v.strip() for v in value)
+
+
+def _parse_theme(raw: Any, index: int, where: Path) -> Theme:
+    """One theme entry, validated field by field."""
+    if not isinstance(raw, dict):
+        raise CodebookError(f"Theme number {index + 1} in codebook {where} is not a mapping.")
+    tid = raw.get("id")
+    if not isinstance(tid, str) or not _ID_RE.match(tid):
+        raise CodebookError(
+            f"Theme number {index + 1} in codebook {where} needs an 'id' in snake_case "
+            f"(got {tid!r})."
+        )
+    for field in REQUIRED_FIELDS:
+        if field not in raw:
+            raise CodebookError(
+                f"Theme {tid!r} in codebook {where} is missing the required field '{field}'."
+            )
+    unknown = sorted(set(raw) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if unknown:
+        raise CodebookError(
+            f"Theme {tid!r} in codebook {where} has unknown field(s) {', '.join(unknown)}; "
+            f"allowed fields are {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}."
+        )
+    for field in ("label", "definition"):
+        if not isinstance(raw[field], str) or not raw[field].strip():
+            raise CodebookError(
+                f"Theme {tid!r} in codebook {where}: field '{field}' must be a non-empty string."
+            )
+    if not isinstance(raw["core"], bool):
+        raise CodebookError(
+            f"Theme {tid!r} in codebook {where}: field 'core' must be true or false."
+        )
+    keywords = _str_list(raw, "keywords", tid, where)
+    bad = [k for k in keywords if k != k.lower()]
+    if bad:
+        raise CodebookError(
+            f"Theme {tid!r} in codebook {where}: field 'keywords' must be lower case "
+            f"(got {bad[0]!r})."
+        )
+    return Theme(
+        id=tid,
+        label=raw["label"].strip(),
+        core=raw["core"],
+        definition=" ".join(raw["definition"].split()),
+        include=_str_list(raw, "include", tid, where),
+        exclude=_str_list(raw, "exclude", tid, where),
+        examples_positive=_str_list(raw, "examples_positive", tid, where, min_len=2),
+        examples_negative=_str_list(raw, "examples_negative", tid, where, min_len=2),
+        keywords=keywords,
+        patterns=_parse_patterns(raw["patterns"], "patterns", tid, where, required=True),
+        veto_patterns=_parse_patterns(
+            raw.get("veto_patterns") or [], "veto_patterns", tid, where, required=False
+        ),
+    )
+
+
+def _parse_patterns(
+    value: Any, field: str, tid: str, where: Path, *, required: bool
+) -> tuple[ThemePattern, ...]:
+    """A list of ``{id, pattern}`` entries; checks shape, ids and attributes (not compilation)."""
+    if not isinstance(value, list) or (required and not value):
+        raise CodebookError(
+            f"Theme {tid!r} in codebook {where}: field '{field}' must be a "
+            f"{'non-empty ' if required else ''}list of {{id, pattern}} entries."
+        )
+    out: list[ThemePattern] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or set(entry) != {"id", "pattern"}:
+            raise CodebookError(
+                f"Theme {tid!r} in codebook {where}: {field} entry {i + 1} must have exactly the "
+                "keys 'id' and 'pattern'."
+            )
+        pid, pattern = entry["id"], entry["pattern"]
+        if not isinstance(pid, str) or not _ID_RE.match(pid) or pid in seen:
+            raise CodebookError(
+                f"Theme {tid!r} in codebook {where}: {field} entry {i + 1} needs a unique "
+                f"snake_case id (got {pid!r})."
+            )
+        seen.add(pid)
+        if (
+            not isinstance(pattern, list)
+            or not pattern
+            or not all(isinstance(tok, dict) for tok in pattern)
+        ):
+            raise CodebookError(
+                f"Theme {tid!r} in codebook {where}: pattern '{pid}' in field '{field}' must be a "
+                "non-empty list of token dicts."
+            )
+        for tok in pattern:
+            problem = _token_problem(tok)
+            if problem:
+                raise CodebookError(
+                    f"Theme {tid!r} in codebook {where}: pattern '{pid}' in field '{field}' {problem}."
+                )
+        out.append(ThemePattern(id=pid, pattern=tuple(pattern)))
+    return tuple(out)
+
+
+def _token_problem(tok: dict) -> str | None:
+    """Why a token spec cannot work on a blank pipeline, or ``None`` when it can."""
+    for key, value in tok.items():
+        if not isinstance(key, str) or key.upper() not in ALLOWED_TOKEN_ATTRS:
+            return (
+                f"uses attribute {key!r}, which spacy.blank('en') does not set or spaCy does not "
+                "know; use LOWER or ORTH with an IN list"
+            )
+        if key.upper() == "LOWER":
+            values = value.get("IN", []) if isinstance(value, dict) else [value]
+            if isinstance(values, list):
+                upper = [v for v in values if isinstance(v, str) and v != v.lower()]
+                if upper:
+                    return f"has LOWER value {upper[0]!r} with capitals, which can never match"
+    return None
+
+
+def _compile_check(themes: Sequence[Theme], where: Path) -> None:
+    """Add every pattern to a validating Matcher so schema errors surface at load time."""
+    from spacy.errors import MatchPatternError
+    from spacy.matcher import Matcher
+
+    matcher = Matcher(_blank_nlp().vocab, validate=True)
+    for theme in themes:
+        for field, patterns in (
+            ("patterns", theme.patterns),
+            ("veto_patterns", theme.veto_patterns),
+        ):
+            for p in patterns:
+                try:
+                    matcher.add(f"{theme.id}::{p.id}", [list(p.pattern)])
+                except (MatchPatternError, ValueError, TypeError, KeyError) as exc:
+                    detail = (
+                        " ".join(
+                            line.strip("- ").strip()
+                            for line in str(exc).splitlines()
+                            if line.strip().startswith("-") or "[E" in line
+                        )
+                        or type(exc).__name__
+                    )
+                    raise CodebookError(
+                        f"Theme {theme.id!r} in codebook {where}: pattern '{p.id}' in field '{field}' "
+                        f"does not compile in spaCy's Matcher ({detail})."
+                    ) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines
+
+
+def _resolve_themes(codebook: Codebook, themes: Sequence[str] | None) -> list[str]:
+    """The theme ids a baseline models; ``None`` means the core themes."""
+    if themes is None:
+        return list(codebook.core_ids)
+    chosen = [themes] if isinstance(themes, str) else list(themes)
+    for tid in chosen:
+        codebook.get(tid)  # raises a KeyError naming the unknown theme
+    return chosen
+
+
+def _keyword_regex(keywords: Iterable[str], ignore_case: bool = True) -> re.Pattern[str]:
+    """One regex matching any keyword as a whole word or phrase.
+
+    Spaces in a phrase match any run of whitespace (line breaks inside a passage), and a hyphen
+    also matches a space or nothing, so "decision-making" finds "decision making". Without
+    ``ignore_case`` the regex expects lower-cased text, which is about twice as fast.
+    """
+    parts = []
+    for kw in sorted(set(keywords), key=len, reverse=True):
+        escaped = [re.escape(w).replace(r"\-", r"[-\s]?") for w in kw.split()]
+        parts.append(r"\s+".join(escaped))
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", flags)
+
+
+class _RuleBaseline:
+    """Shared estimator plumbing: themes parameter, no-op fit, 0/1 predict."""
+
+    def __init__(
+        self, themes: Sequence[str] | None = None, codebook_path: str | Path | None = None
+    ) -> None:
+        self.themes = themes
+        self.codebook_path = codebook_path
+
+    def _codebook(self) -> Codebook:
+        return load_codebook(self.codebook_path or config.CODEBOOK_PATH)
+
+    def fit(self, X: Any = None, y: Any = None) -> _RuleBaseline:
+        """Nothing is learned; resolves ``themes_`` and builds the matchers. Returns ``self``."""
+        codebook = self._codebook()
+        self.codebook_version_ = codebook.version
+        self.themes_ = _resolve_themes(codebook, self.themes)
+        self._build(codebook)
+        return self
+
+    def _ensure_fitted(self) -> None:
+        if not hasattr(self, "themes_"):
+            self.fit()
+
+    def _build(self, codebook: Codebook) -> None:
+        raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as scikit-learn expects."""
+        return {"themes": self.themes, "codebook_path": self.codebook_path}
+
+    def set_params(self, **params: Any) -> _RuleBaseline:
+        """Set constructor parameters, as scikit-learn expects; forgets the fitted state."""
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}.")
+            setattr(self, key, value)
+        if hasattr(self, "themes_"):
+            del self.themes_
+        return self
+
+    def _check_theme(self, theme: str) -> None:
+        self._ensure_fitted()
+        if theme not in self.themes_:
+            raise KeyError(
+                f"Theme {theme!r} is not one of this baseline's themes ({', '.join(self.themes_)})."
+            )
+
+
+class KeywordBaseline(_RuleBaseline):
+    """Flags a theme when any of its codebook keywords occurs (whole word or phrase, any case).
+
+    Args:
+        themes: theme ids, in column order; ``None`` means the core themes.
+        codebook_path: codebook file; ``None`` means :data:`themes.config.CODEBOOK_PATH`.
+    """
+
+    def _build(self, codebook: Codebook) -> None:
+        keywords = {t: codebook.get(t).keywords for t in self.themes_}
+        self._regexes = {t: _keyword_regex(kw) for t, kw in keywords.items()}
+        self._lower_regexes = [_keyword_regex(keywords[t], ignore_case=False) for t in self.themes_]
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """0/1 array of shape (n_texts, n_themes), columns in ``themes_`` order."""
+        self._ensure_fitted()
+        texts = list(texts)
+        out = np.zeros((len(texts), len(self.themes_)), dtype=int)
+        for i, text in enumerate(texts):
+            lowered = text.lower()
+            for j, regex in enumerate(self._lower_regexes):
+                if regex.search(lowered):
+                    out[i, j] = 1
+        return out
+
+    def matched_terms(self, text: str, theme: str) -> list[str]:
+        """The keywords of ``theme`` found in ``text``, as written in the text, first-seen order."""
+        self._check_theme(theme)
+        found: list[str] = []
+        for m in self._regexes[theme].finditer(text):
+            term = " ".join(m.group(0).split())
+            if term.lower() not in (f.lower() for f in found):
+                found.append(term)
+        return found
+
+
+_BOUNDED_OP = re.compile(r"^\{(\d*),?(\d*)\}$")
+
+
+def _token_reach(tok: Mapping[str, Any]) -> int | None:
+    """Most tokens one pattern token can consume; ``None`` when unbounded (``*``, ``+``, ``{n,}``)."""
+    op = tok.get("OP")
+    if op is None or op in ("?", "!"):
+        return 1
+    m = _BOUNDED_OP.match(str(op))
+    if m:
+        low, high = m.group(1), m.group(2)
+        if "," not in str(op):
+            return int(low or 0)
+        return int(high) if high else None
+    return None
+
+
+def _token_words(tok: Mapping[str, Any]) -> frozenset[str] | None:
+    """Lower-case words one of which a required token must be, or ``None`` when unconstrained."""
+    op = tok.get("OP")
+    if op in ("?", "*", "!"):
+        return None
+    if op is not None:
+        m = _BOUNDED_OP.match(str(op))
+        if m and not int(m.group(1) or 0):
+            return None
+    for attr in ("LOWER", "ORTH", "TEXT"):
+        value = tok.get(attr, tok.get(attr.lower()))
+        if isinstance(value, str):
+            return frozenset({value.lower()})
+        if isinstance(value, dict) and isinstance(value.get("IN"), list):
+            return frozenset(str(v).lower() for v in value["IN"])
+    return None
+
+
+@dataclass
+class _Rule:
+    """One compiled pattern: its own Matcher plus what a text must contain for it to match."""
+
+    theme: str
+    pattern_id: str
+    veto: bool
+    matcher: Any
+    required: tuple[frozenset[str], ...]
+    anchor: frozenset[str] | None
+    reach: int | None
+
+
+class PatternBaseline(_RuleBaseline):
+    """Flags a theme when one of its codebook token patterns matches and no veto overlaps it.
+
+    Runs ``spacy.blank("en")`` (tokenizer only, texts tokenized in batches with ``nlp.pipe``).
+    spaCy's ``Matcher`` tries every pattern at every token, and ``IN`` lists are evaluated in
+    Python, which made one shared matcher run at about 200 passages/s. So each pattern gets its
+    own ``Matcher`` and runs only on texts holding all its required words, and then only on a
+    window around each occurrence of its rarest word; the matches are the same.
+
+    Args:
+        themes: theme ids, in column order; ``None`` means the core themes.
+        codebook_path: codebook file; ``None`` means :data:`themes.config.CODEBOOK_PATH`.
+    """
+
+    def _build(self, codebook: Codebook) -> None:
+        from spacy.matcher import Matcher
+
+        vocab = _blank_nlp().vocab
+        self._rules: list[_Rule] = []
+        for theme_id in self.themes_:
+            theme = codebook.get(theme_id)
+            for veto, patterns in ((False, theme.patterns), (True, theme.veto_patterns)):
+                for p in patterns:
+                    matcher = Matcher(vocab)
+                    matcher.add(f"{theme_id}::{p.id}", [list(p.pattern)])
+                    required = tuple(w for w in map(_token_words, p.pattern) if w is not None)
+                    reaches = [_token_reach(tok) for tok in p.pattern]
+                    self._rules.append(
+                        _Rule(
+                            theme=theme_id,
+                            pattern_id=p.id,
+                            veto=veto,
+                            matcher=matcher,
+                            required=required,
+                            anchor=min(required, key=len) if required else None,
+                            reach=None if None in reaches else sum(r or 0 for r in reaches),
+                        )
+                    )
+        self._index: dict[str, list[int]] = {}
+        self._unanchored: list[int] = []
+        for i, rule in enumerate(self._rules):
+            if rule.anchor is None:
+                self._unanchored.append(i)
+            for word in rule.anchor or ():
+                self._index.setdefault(word, []).append(i)
+
+    def _run(self, rule: _Rule, doc: Any, positions: dict[str, list[int]]) -> set[tuple[int, int]]:
+        """(start, end) token spans where one rule matches in ``doc``."""
+        n = len(doc)
+        if rule.anchor is None or rule.reach is None:
+            windows = [(0, n)]
+        else:
+            starts = sorted(p for w in rule.anchor for p in positions.get(w, ()))
+            windows = []
+            for p in starts:
+                a, b = max(0, p - rule.reach + 1), min(n, p + rule.reach)
+                if windows and a <= windows[-1][1]:
+                    windows[-1] = (windows[-1][0], max(windows[-1][1], b))
+                else:
+                    windows.append((a, b))
+        found: set[tuple[int, int]] = set()
+        for a, b in windows:
+            for _key, s, e in rule.matcher(doc[a:b]):
+                found.add((s + a, e + a))
+        return found
+
+    def _matches(self, doc: Any) -> list[tuple[_Rule, int, int]]:
+        """Surviving (rule, start, end) matches in one doc, vetoes applied."""
+        positions: dict[str, list[int]] = {}
+        for i, tok in enumerate(doc):
+            positions.setdefault(tok.lower_, []).append(i)
+        present = positions.keys()
+        candidates = set(self._unanchored)
+        for word in present:
+            candidates.update(self._index.get(word, ()))
+        hits: list[tuple[_Rule, int, int]] = []
+        vetoes: dict[str, list[tuple[int, int]]] = {}
+        for i in sorted(candidates):
+            rule = self._rules[i]
+            if not all(not req.isdisjoint(present) for req in rule.required):
+                continue
+            if rule.veto:
+                # Vetoes only matter for themes with a match; collect lazily below.
+                continue
+            hits.extend((rule, s, e) for s, e in self._run(rule, doc, positions))
+        if not hits:
+            return hits
+        themes_hit = {rule.theme for rule, _, _ in hits}
+        for i in sorted(candidates):
+            rule = self._rules[i]
+            if (
+                rule.veto
+                and rule.theme in themes_hit
+                and all(not req.isdisjoint(present) for req in rule.required)
+            ):
+                vetoes.setdefault(rule.theme, []).extend(self._run(rule, doc, positions))
+        return [
+            (rule, s, e)
+            for rule, s, e in sorted(hits, key=lambda h: (h[1], h[2], h[0].pattern_id))
+            if not any(vs < e and s < ve for vs, ve in vetoes.get(rule.theme, ()))
+        ]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """0/1 array of shape (n_texts, n_themes), columns in ``themes_`` order."""
+        self._ensure_fitted()
+        texts = list(texts)
+        out = np.zeros((len(texts), len(self.themes_)), dtype=int)
+        column = {t: j for j, t in enumerate(self.themes_)}
+        for i, doc in enumerate(_blank_nlp().pipe(texts, batch_size=batch_size)):
+            for rule, _, _ in self._matches(doc):
+                out[i, column[rule.theme]] = 1
+        return out
+
+    def matched_terms(self, text: str, theme: str) -> list[str]:
+        """The text of each match for ``theme``: shortest non-overlapping spans, in text order."""
+        self._check_theme(theme)
+        doc = _blank_nlp()(text)
+        spans = {(s, e) for rule, s, e in self._matches(doc) if rule.theme == theme}
+        kept: list[tuple[int, int]] = []
+        for start, end in sorted(spans, key=lambda se: (se[1] - se[0], se[0])):
+            if not any(s < end and start < e for s, e in kept):
+                kept.append((start, end))
+        return [doc[s:e].text for s, e in sorted(kept)]
+
+    def matched_patterns(self, text: str, theme: str) -> list[str]:
+        """Ids of the patterns of ``theme`` that fired on ``text`` (for debugging the codebook)."""
+        self._check_theme(theme)
+        doc = _blank_nlp()(text)
+        ids: list[str] = []
+        for rule, _, _ in self._matches(doc):
+            if rule.theme == theme and rule.pattern_id not in ids:
+                ids.append(rule.pattern_id)
+        return ids
