@@ -49,3 +49,17 @@ def test_segment_section_of_heading(heading, section):
 
 def test_segment_error_documents_give_no_passages():
     assert segment(Document(doc_id="e", file="e.pdf", status="error", error_kind="not_pdf", error="x")) == []
+
+
+def test_segment_contents_page_does_not_set_the_section():
+    doc = _document(["7. Recommendations 10", "5. What happened", "5.1 Mother moved to a new flat with Child A.",
+                     "6. What I found", "6.1 The worker accepted the mother's account without any check."],
+                    kinds={0: "body", 1: "heading", 3: "heading"})
+    sections = [p.section for p in segment(doc, SegmentSettings(min_chars=10))]
+    assert sections == [None, "chronology", "analysis"]  # the contents entry itself names no section
+
+
+def test_segment_unknown_numbered_heading_resets_section():
+    doc = _document(["4. Analysis", "4.1 The plan was not reviewed when Mr X moved in.", "5. About R",
+                     "5.1 R likes drawing comics and wants to be a vet."], kinds={0: "heading", 2: "heading"})
+    assert [p.section for p in segment(doc, SegmentSettings(min_chars=10))] == ["analysis", None]

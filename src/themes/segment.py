@@ -26,6 +26,14 @@ _ABBREVIATIONS = (
 # Heading words -> section. Checked in order; the first match wins.
 _SECTION_CUES: tuple[tuple[str, str], ...] = (
     ("recommendation", "recommendation"),
+    ("what needs to", "learning"),
+    ("what we found", "analysis"),
+    ("what i found", "analysis"),
+    ("what happened", "chronology"),
+    ("how we went about", "methodology"),
+    ("how i went about", "methodology"),
+    ("how the review", "methodology"),
+    ("why this review", "background"),
     ("learning", "learning"),
     ("lessons", "learning"),
     ("analysis", "analysis"),
@@ -50,6 +58,10 @@ _SECTION_CUES: tuple[tuple[str, str], ...] = (
 )
 
 _HEADING_RE = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})?\.?\s+)?[A-Z][^.!?]{2,80}$")
+# A numbered top-level heading ("5. What I found", "5 Analysis") opens a new section.
+_TOP_HEADING_RE = re.compile(r"^\d{1,2}\.?\s+[A-Z]")
+# Contents-page entries end in a page number ("7. Recommendations 10"): not headings.
+_CONTENTS_ENTRY_RE = re.compile(r"(?:\s|\.{2,})\d{1,3}$")
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +78,7 @@ def make_nlp() -> Language:
 def section_of_heading(text: str) -> str | None:
     """The review section a heading names, or ``None`` when the text is not such a heading."""
     line = text.strip()
-    if "\n" in line or not _HEADING_RE.match(line):
+    if "\n" in line or not _HEADING_RE.match(line) or _CONTENTS_ENTRY_RE.search(line):
         return None
     lowered = line.lower()
     for cue, section in _SECTION_CUES:
@@ -124,7 +136,10 @@ def segment(document: Document, settings: SegmentSettings = SEGMENT) -> list[Pas
     for paragraph in document.paragraphs:
         heading_section = section_of_heading(paragraph.text)
         if paragraph.kind == "heading" or heading_section:
-            section = heading_section or section
+            if heading_section:
+                section = heading_section
+            elif paragraph.kind == "heading" and _TOP_HEADING_RE.match(paragraph.text.strip()):
+                section = None  # a new top-level section we cannot name: do not inherit the last one
             if paragraph.kind == "heading":
                 continue
         passages.extend(_passages_of(paragraph, section, settings))
