@@ -443,10 +443,13 @@ def counted_passages(
         unknown = sorted(set(sections) - set(SECTIONS))
         if unknown:
             raise ValueError(f"Unknown section(s) {unknown}: choose from {list(SECTIONS)} or None for all.")
+        if "section" not in passages:
+            raise ValueError("passages has no 'section' column, so it cannot be filtered by section; pass sections=None.")
     dropped_ids = set(boilerplate["passage_id"]) if boilerplate is not None and len(boilerplate) else set()
     not_boilerplate = passages[~passages["passage_id"].isin(dropped_ids)]
     counted = not_boilerplate if sections is None else not_boilerplate[not_boilerplate["section"].isin(sections)]
     record = {
+        "sections": None if sections is None else tuple(sections),
         "sections_counted": "all sections" if sections is None else ", ".join(sections),
         "headline": HEADLINE,
         "passages_total": len(passages),
