@@ -163,5 +163,11 @@ def labels_stats(labels: Path = LABELS_DIR) -> None:
     print(to_markdown(label_stats(load_labels(labels))))
 
 
+# The researcher's loop: labels import|export|agreement|decisions, retrain, models promote|rollback|...
+from themes.cli_loop import register as _register_loop
+
+_register_loop(app, models_app, labels_app)
+
+
 if __name__ == "__main__":
     app()

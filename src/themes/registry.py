@@ -12,6 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import skops.io as sio
 
 from themes.classify import ThemeClassifier
@@ -122,3 +123,110 @@ def render_card(card: dict) -> str:
             lines += ["", f"## {title}", "", card[key]]
     lines += ["", "## Intended use and limits", "", card.get("limits", "")]
     return "\n".join(lines) + "\n"
+
+
+HISTORY_FILE = "HISTORY.jsonl"
+
+
+def default_version(models_dir: Path = MODELS_DIR) -> str | None:
+    """The version ``models/DEFAULT`` points at, or ``None`` when there is none."""
+    pointer = Path(models_dir) / DEFAULT_POINTER
+    return (pointer.read_text().strip() or None) if pointer.exists() else None
+
+
+def history(models_dir: Path = MODELS_DIR) -> list[dict]:
+    """Every promotion and rollback, oldest first (``models/HISTORY.jsonl``)."""
+    path = Path(models_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash: the pointer file itself is authoritative
+    return out
+
+
+def _log(models_dir: Path, action: str, before: str | None, after: str, reason: str) -> None:
+    from datetime import UTC, datetime
+
+    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "from": before,
+             "to": after, "reason": reason}
+    with open(Path(models_dir) / HISTORY_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+        fh.flush()
+
+
+def promote(version: str, models_dir: Path = MODELS_DIR, reason: str = "") -> str | None:
+    """Make ``version`` the default and log it; returns the version it replaced."""
+    before = default_version(models_dir)
+    set_default(version, models_dir)
+    _log(Path(models_dir), "promote", before, version, reason)
+    return before
+
+
+def _default_chain(models_dir: Path) -> list[str]:
+    """The stack of defaults, replayed from the history: promotions push, rollbacks pop."""
+    stack: list[str] = []
+    for entry in history(models_dir):
+        if entry.get("action") == "promote":
+            if not stack and entry.get("from"):
+                stack.append(entry["from"])
+            stack.append(entry["to"])
+        elif entry.get("action") == "rollback" and len(stack) >= 2:
+            stack.pop()
+    current = default_version(models_dir)
+    if current and (not stack or stack[-1] != current):
+        stack.append(current)  # DEFAULT was set outside promote (e.g. `themes train --make-default`)
+    return stack
+
+
+def rollback(models_dir: Path = MODELS_DIR, to: str | None = None, reason: str = "") -> str:
+    """Point the default back at the model it replaced (or at ``to``); returns the new default."""
+    models_dir = Path(models_dir)
+    current = default_version(models_dir)
+    if to is None:
+        stack = _default_chain(models_dir)
+        if len(stack) < 2:
+            raise ValueError(f"Nothing to roll back to: {models_dir} has no earlier default in {HISTORY_FILE}.")
+        to = stack[-2]
+    set_default(to, models_dir)
+    _log(models_dir, "rollback", current, to, reason)
+    return to
+
+
+def compare_cards(a: str | Path | None, b: str | Path, models_dir: Path = MODELS_DIR) -> pd.DataFrame:
+    """Two models' cards side by side: held-out core macro-F1 and per-theme F1, thresholds, data.
+
+    The held-out figures are those each card recorded; they are comparable when both models were
+    trained with the same held-out rule on the same team-written passages.
+    """
+    def facts(model: str | Path | None) -> tuple[str, dict]:
+        if model is None:
+            return "none", {}
+        folder = resolve(model, models_dir)
+        card = json.loads((folder / CARD_JSON).read_text()) if (folder / CARD_JSON).exists() else {}
+        row = next((r for r in card.get("comparison", []) if r.get("system") == "model"
+                    and r.get("split") == "heldout"), {})
+        out: dict = {"macro_f1_core (held-out)": row.get("macro_f1_core")}
+        out.update({f"f1 {k[3:]}": v for k, v in row.items() if k.startswith("f1_")})
+        out.update({f"threshold {k}": v for k, v in card.get("thresholds", {}).items()})
+        out.update({"training passages": card.get("n_train_passages"),
+                    "training data hash": str(card.get("training_data_hash", ""))[:12],
+                    "label decisions": card.get("n_label_decisions", 0),
+                    "label decisions hash": str(card.get("label_decisions_hash") or "")[:12],
+                    "trained at": card.get("trained_at")})
+        return card.get("version", folder.name), out
+
+    name_a, facts_a = facts(a)
+    name_b, facts_b = facts(b)
+    if name_a == name_b:
+        name_a, name_b = f"{name_a} (a)", f"{name_b} (b)"
+    order = list(dict.fromkeys([*facts_b, *facts_a]))
+    table = pd.DataFrame({name_a: [facts_a.get(k) for k in order], name_b: [facts_b.get(k) for k in order]},
+                         index=order, dtype=object)
+    numeric = pd.to_numeric(table[name_b], errors="coerce") - pd.to_numeric(table[name_a], errors="coerce")
+    table["change"] = numeric.round(3)
+    table.index.name = "measure"
+    return table.reset_index()

@@ -277,3 +277,64 @@ def label_stats(frame: pd.DataFrame) -> pd.DataFrame:
 def normalised(text: str) -> str:
     """Lower case, letters and digits only: two texts equal under this are duplicates."""
     return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+DECISION_SOURCE = "decisions"  # ``source`` / ``file`` of rows that come from the label store
+
+
+def with_decisions(frame: pd.DataFrame, decisions: pd.DataFrame, fill_model: ThemeClassifier | None = None,
+                   ) -> pd.DataFrame:
+    """The team-written passages plus the label store's current decisions, one row per passage.
+
+    Across annotators the latest decision per passage and theme wins. A decided passage already in
+    ``frame`` (same id) gains accepted themes and loses rejected ones; any other decided passage
+    becomes a new row whose labels are its accepted themes (kind ``decision``, document = its
+    ``doc_id``, so the held-out rule applies to it like to any document). A passage decided under
+    two ids (the same text in the same document, e.g. after re-segmenting) is one row. Decisions on
+    held-out documents are left out: the held-out documents stay the fixed team-written ones.
+
+    Args:
+        fill_model: for a new passage, themes nobody decided take this model's tags (a reviewer who
+            accepts one theme has not said the passage lacks the others); without it they count
+            as absent, as for team-written passages.
+    """
+    if decisions is None or decisions.empty:
+        return frame.copy()
+    from themes.labels import current_labels
+
+    decided = decisions.copy()
+    decided["unit"] = decided["doc_id"].astype(str) + "|" + decided["text"].map(normalised)
+    latest = current_labels(decided.drop(columns=["passage_id"]).rename(columns={"unit": "passage_id"}),
+                            per_annotator=False)
+    out = frame.copy()
+    known = {pid: i for i, pid in enumerate(out["id"])}
+    new_rows: dict[str, dict] = {}
+    labels = [list(ls) for ls in out["labels"]]
+    first_id = decided.sort_values("seq" if "seq" in decided else "time").groupby("unit")["passage_id"].first()
+    for unit, group in latest.groupby("passage_id", sort=True):
+        pid = first_id[unit]
+        accepted = set(group.loc[group["value"] == "accept", "theme"])
+        rejected = set(group.loc[group["value"] == "reject", "theme"])
+        if pid in known:
+            row = labels[known[pid]]
+            labels[known[pid]] = sorted((set(row) | accepted) - rejected)
+            continue
+        first = group.iloc[0]
+        if is_heldout(str(first["doc_id"])):
+            continue
+        new_rows[unit] = {
+            "id": pid, "text": first["text"], "labels": sorted(accepted), "doc": str(first["doc_id"]),
+            "kind": "decision", "section": None, "source": DECISION_SOURCE, "file": DECISION_SOURCE,
+            "annotator": ",".join(sorted(set(group["annotator"]))),
+        }
+    out["labels"] = labels
+    if new_rows and fill_model is not None:
+        units = list(new_rows)
+        tags = fill_model.predict([new_rows[u]["text"] for u in units])
+        decided_themes = latest.groupby("passage_id")["theme"].agg(set)
+        for unit, tag_row in zip(units, tags):
+            filled = {t for t, on in zip(fill_model.themes_, tag_row) if on and t not in decided_themes[unit]}
+            new_rows[unit]["labels"] = sorted(set(new_rows[unit]["labels"]) | filled)
+    if new_rows:
+        out = pd.concat([out, pd.DataFrame(list(new_rows.values()))], ignore_index=True)
+    return out

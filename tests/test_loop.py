@@ -1,0 +1,173 @@
+"""The functions behind the notebooks: filtering a run, showing a passage, the review widget, label-next."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from themes import labels as L
+from themes import loop
+
+THEMES = ["optimism_bias", "weak_risk_assessment"]
+DOCS = [  # doc_id, file, title, area, year, review type
+    ("a" * 64, "2019_north_scr_child-a.pdf", "Serious Case Review: Child A", "Northmere", 2019, "SCR"),
+    ("b" * 64, "2021_east_lcspr_child-b.pdf", "LCSPR: Child B", "Eastwold", 2021, "LCSPR"),
+    ("c" * 64, "2021_west_rapid-review_child-c.pdf", "Rapid review: Child C", "Westby", 2021, "rapid review"),
+]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A small run folder in the pipeline's out/ contract: 3 documents x 6 passages, 2 themes."""
+    documents, passages, predictions = [], [], []
+    for d, (doc_id, file, title, area, year, kind) in enumerate(DOCS):
+        documents.append({"doc_id": doc_id, "file": file, "status": "ok", "error_kind": None, "error": None,
+                          "pages": 4, "title": title, "area": area, "year": year, "review_type": kind})
+        for i in range(6):
+            pid = f"{doc_id[:16]}:{i * 100}"
+            text = f"Paragraph {i} of {title}: Mother's account was accepted at face value <b>."
+            passages.append({"passage_id": pid, "doc_id": doc_id, "page": 1 + i // 2, "char_start": i * 100,
+                             "char_end": i * 100 + 80, "bbox": [0.0, 0.0, 1.0, 1.0], "section": "analysis",
+                             "kind": "body", "text": text})
+            for j, theme in enumerate(THEMES):
+                score = round(0.05 + 0.15 * i + 0.02 * d + 0.01 * j, 4)  # i=2 -> ~0.35..0.40
+                predictions.append({"passage_id": pid, "theme": theme, "score": score, "tagged": score >= 0.5,
+                                    "model_version": "test-model"})
+    out = tmp_path / "out"
+    out.mkdir()
+    pd.DataFrame(documents).to_csv(out / "documents.csv", index=False, encoding="utf-8-sig")
+    pd.DataFrame(passages).to_parquet(out / "passages.parquet", index=False)
+    pd.DataFrame(predictions).to_parquet(out / "predictions.parquet", index=False)
+    return out
+
+
+@pytest.fixture
+def run(run_dir):
+    return loop.load_run(run_dir)
+
+
+def test_loop_load_run_names_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="passages.parquet"):
+        (tmp_path / "documents.csv").write_text("doc_id\n")
+        loop.load_run(tmp_path)
+
+
+def test_loop_filter_by_theme_score_band_document_year_and_area(run):
+    band = loop.filter_passages(run, "optimism_bias", min_score=0.3, max_score=0.6)
+    assert band["score"].between(0.3, 0.6).all() and len(band) == 6
+    assert list(band["score"]) == sorted(band["score"], reverse=True)
+    assert set(loop.filter_passages(run, "optimism_bias", year=2021)["area"]) == {"Eastwold", "Westby"}
+    assert set(loop.filter_passages(run, "optimism_bias", area="eastwold")["file"]) == {DOCS[1][1]}
+    assert set(loop.filter_passages(run, "optimism_bias", document="child c")["doc_id"]) == {DOCS[2][0]}
+    assert set(loop.filter_passages(run, "optimism_bias", review_type="SCR")["year"]) == {2019}
+    assert loop.filter_passages(run, "optimism_bias", tagged=True)["score"].min() >= 0.5
+    with pytest.raises(ValueError, match="no scores"):
+        loop.filter_passages(run, "neglect")
+
+
+def test_loop_filter_shows_current_labels_and_hides_decided(run, tmp_path):
+    rows = loop.filter_passages(run, "optimism_bias")
+    L.append_decision(L.make_decision(rows.iloc[0], "optimism_bias", "reject", "alice"), tmp_path)
+    decisions = L.load_decisions(tmp_path)
+    shown = loop.filter_passages(run, "optimism_bias", decisions=decisions)
+    assert shown.set_index("passage_id").at[rows.iloc[0]["passage_id"], "label"] == "reject"
+    assert len(loop.filter_passages(run, "optimism_bias", decisions=decisions, undecided_only=True)) == len(rows) - 1
+
+
+def test_loop_neighbours_are_the_paragraphs_around_in_the_same_document(run):
+    pid = f"{'b' * 16}:0"
+    before, after = loop.neighbours(run, pid, 1, 2)
+    assert before.empty  # first passage of its document: nothing from document a
+    assert list(after["char_start"]) == [100, 200] and set(after["doc_id"]) == {"b" * 64}
+
+
+def test_loop_highlight_marks_driving_terms_and_escapes_html():
+    text = "The plan was not shared with the school <script>. Nobody shared it."
+    out = loop.highlight_html(text, ["not shared", "the school", "would ensure"])
+    assert "<mark>shared</mark> with <mark>the school</mark>" in out
+    assert "&lt;script&gt;" in out and "<script>" not in out
+    assert out.count("<mark>") == 3  # "shared" twice, "the school" once; "ensure" is absent
+
+
+def test_loop_passage_html_shows_title_page_neighbours_and_marks(run):
+    row = loop.filter_passages(run, "optimism_bias", document="child a").iloc[2]
+    page = loop.passage_html(run, row, ["face value"])
+    assert "Serious Case Review: Child A" in page and f"page {row['page']}" in page
+    assert "<mark>face value</mark>" in page and page.count("Paragraph") == 3  # the passage and 2 neighbours
+    assert "&lt;b&gt;" in page
+
+
+def test_loop_review_session_writes_each_button_to_the_store(run, tmp_path):
+    queue = loop.filter_passages(run, "optimism_bias", limit=4)
+    session = loop.ReviewSession(run, queue, "alice", tmp_path)
+    ui = session.widget()
+    assert ui is not None and "1 of 4" in session.html()
+    session.click("accept")
+    session.click("reject")
+    session._ui["picker"].value = "neglect"
+    session.click("add")
+    session.click("skip")
+    decisions = L.load_decisions(tmp_path)
+    assert list(zip(decisions["passage_id"], decisions["theme"], decisions["value"])) == [
+        (queue.at[0, "passage_id"], "optimism_bias", "accept"),
+        (queue.at[1, "passage_id"], "optimism_bias", "reject"),
+        (queue.at[2, "passage_id"], "neglect", "accept"),
+    ]
+    first = decisions.iloc[0]
+    assert (first["score"], first["model_version"], first["page"]) == (queue.at[0, "score"], "test-model",
+                                                                       queue.at[0, "page"])
+    assert first["text"] == queue.at[0, "text"] and first["annotator"] == "alice"
+    assert session.counts() == {"accept": 2, "reject": 1, "session": 3, "store": 3, "left": 1}
+    assert "3 decision(s) this session" in session._ui["count"].value
+
+
+def test_loop_review_session_direct_calls_equal_button_clicks(run, tmp_path):
+    queue = loop.filter_passages(run, "weak_risk_assessment", limit=2)
+    by_call = loop.ReviewSession(run, queue, "alice", tmp_path / "a")
+    by_call.accept()
+    by_call.reject()
+    by_click = loop.ReviewSession(run, queue, "alice", tmp_path / "b")
+    by_click.click("accept")
+    by_click.click("reject")
+    strip = ["time", "decision_id", "seq"]
+    assert L.load_decisions(tmp_path / "a").drop(columns=strip).equals(L.load_decisions(tmp_path / "b").drop(columns=strip))
+    by_click.click("accept")  # queue finished: the widget says so instead of failing
+    assert "finished" in by_click._ui["status"].value and by_click.counts()["session"] == 2
+
+
+def test_loop_label_next_prefers_uncertain_undecided_and_spreads_documents(run, tmp_path):
+    thresholds = {t: 0.4 for t in THEMES}
+    closest = loop.filter_passages(run, "optimism_bias", min_score=0.385, max_score=0.395)
+    assert len(closest) == 1  # 0.39: the pair nearest the threshold
+    L.append_decision(L.make_decision(closest.iloc[0], "optimism_bias", "accept", "alice"), tmp_path)
+    queue = loop.label_next(run, thresholds, L.load_decisions(tmp_path), n=6, max_per_document=2)
+    assert len(queue) == 6
+    assert queue["doc_id"].value_counts().max() <= 2 and queue["passage_id"].is_unique
+    assert (closest.iloc[0]["passage_id"], "optimism_bias") not in set(zip(queue["passage_id"], queue["theme"]))
+    assert list(queue["uncertainty"]) == sorted(queue["uncertainty"], reverse=True)
+    distances = (run.scores - 0.4).abs().stack().drop((closest.iloc[0]["passage_id"], "optimism_bias"))
+    assert abs(queue.at[0, "score"] - 0.4) == pytest.approx(distances.min())
+
+
+def test_loop_label_next_relaxes_caps_rather_than_return_too_few(run):
+    queue = loop.label_next(run, {t: 0.5 for t in THEMES}, None, n=10, max_per_document=1)
+    assert len(queue) == 10  # only 3 documents, so the per-document cap had to give way
+
+
+def test_loop_thresholds_fall_back_to_the_runs_own_tags(run, tmp_path):
+    thresholds = loop.run_thresholds(run, tmp_path)  # no model card there
+    for theme in THEMES:
+        tagged = loop.filter_passages(run, theme, tagged=True)["score"].min()
+        untagged = loop.filter_passages(run, theme, tagged=False)["score"].max()
+        assert untagged < thresholds[theme] <= tagged
+
+
+def test_loop_notebook_params_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("THEMES_OUT", str(tmp_path / "o"))
+    monkeypatch.setenv("THEMES_DEMO_DECISIONS", "7")
+    monkeypatch.setenv("THEMES_FAST", "1")
+    params = loop.NotebookParams.from_env(annotator="jo")
+    assert (params.out, params.demo_decisions, params.fast, params.annotator) == (tmp_path / "o", 7, True, "jo")
+    assert params.retrain_params()["params"] == {"use_chars": False}
+    with pytest.raises(ValueError, match="Unknown notebook parameter"):
+        loop.NotebookParams.from_env(colour="red")
