@@ -16,6 +16,7 @@ import json
 import random
 import re
 import time
+import unicodedata
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -159,7 +160,9 @@ def rebuild(locators: Sequence[Locator], shared: Path | None = None) -> list[str
     for (source, file), indices in by_file.items():
         path = source_path(shared, source, file)
         if not path.is_file():
-            warnings.warn(f"Cannot rebuild {len(indices)} locators: {path} is missing.", stacklevel=2)
+            warnings.warn(
+                f"Cannot rebuild {len(indices)} locators: {path} is missing.", stacklevel=2
+            )
             continue
         if source == "seeds":
             texts = {0: path.read_text(encoding="utf-8")}
@@ -210,15 +213,21 @@ def _ofsted_pages(path: Path, pages: Iterable[int]) -> dict[int, str]:
 # --------------------------------------------------------------------------------------------
 
 #: Bullet glyphs seen in real reports (Wingdings private-use glyphs included).
-BULLETS = "•◦▪■□●○‣⁃∙·➢►▶✓✔–—-*\uf06e\uf02d\uf0b7\uf0a7\uf0d8\uf0fc\uf076\uf0a8\uf097"
+BULLETS = "•◦▪■□◼◻◾◽❖◆◇●○‣⁃∙·➢►▶✓✔–—-*\uf06e\uf02d\uf0b7\uf0a7\uf0d8\uf0fc\uf076\uf0a8\uf097"
 
 # Lower-cased words that end in a full stop without ending a sentence.
 _ABBREVIATIONS = frozenset(
-    """e.g i.e eg ie mr mrs ms dr prof rev st no nos para paras p pp ch vol approx cf incl
-    dept fig sec ss ref est vs v viz al jan feb mar apr jun jul aug sep sept oct nov dec""".split()
-)
+    {
+        "e.g", "i.e", "eg", "ie", "mr", "mrs", "ms", "dr", "prof", "rev", "st", "no", "nos",
+        "para", "paras", "p", "pp", "ch", "vol", "approx", "cf", "incl", "dept", "fig", "sec",
+        "ss", "ref", "est", "vs", "v", "viz", "al", "jan", "feb", "mar", "apr", "jun", "jul",
+        "aug", "sep", "sept", "oct", "nov", "dec",
+    }
+)  # fmt: skip
 # "no." and "p." are abbreviations only before a number ("no. 4", "p. 12").
-_NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "p", "pp", "para", "paras", "sec", "fig", "ch"})
+_NUMBER_ABBREVIATIONS = frozenset(
+    {"no", "nos", "p", "pp", "para", "paras", "sec", "fig", "ch", "s"}
+)
 
 _END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
 _OPENER_RE = re.compile(rf"[\"'“‘(\[]?[A-Z0-9{re.escape(BULLETS)}]")
@@ -227,7 +236,9 @@ _WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 _ENUMERATOR_RE = re.compile(
     r"(?:\(?[0-9]{1,3}(?:\.[0-9]{1,3})*[.)]?|\(?[a-z]\)|\(?[ivx]{1,4}\))\s+(?=[A-Z\"'“‘(])"
 )
-_LEAD_RE = re.compile(rf"^[\s{re.escape(BULLETS)}]+")
+_LEAD_RE = re.compile(rf"^(?:[\s{re.escape(BULLETS)}]|[^\w\s\"'“‘(\[](?=\s))+")
+# A line opening a numbered paragraph: "12. The", "(3) The", "4.12 The".
+_NUMBERED_LINE_RE = re.compile(r"\(?\d{1,3}(?:\.\d{1,3})*[.)]\s+[A-Z]|\d{1,3}\.\d{1,3}\s+[A-Z]")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -236,7 +247,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     Boundaries: ``.``, ``!`` or ``?`` followed by space and a capital, digit, quote or bullet
     (not after abbreviations such as "e.g.", "i.e.", "Mr." or "no. 4"; "4.12" has no space so
     stays whole); a blank line; a line break before a bullet glyph; a line break after a short
-    line (a heading, the end of a paragraph) when the next line starts with a capital. Spans
+    line (a heading, the end of a paragraph) when the next line starts with a capital; a line
+    break before a numbered paragraph ("12. The"). Spans
     exclude surrounding whitespace, leading bullet glyphs and leading paragraph numbers.
     """
     cuts: set[int] = set()
@@ -259,16 +271,15 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         line_end = offset + len(line)
         nxt = lines[i + 1].lstrip()
         prev = line.strip()
-        if not prev or not nxt:
-            cuts.add(line_end)  # blank line: paragraph break
-        elif nxt[0] in BULLETS and (len(nxt) < 2 or nxt[1] in " \t" or nxt[0] not in "-–—*"):
-            cuts.add(line_end)
-        elif (
-            nxt[0].isupper()
+        blank = not prev or not nxt  # a paragraph break
+        after_short_line = (
+            not blank
+            and nxt[0].isupper()
             and len(prev) < 0.6 * reference
             and prev[-1] not in ",;-–(&/"
             and not prev.lower().endswith((" and", " or", " the", " of", " to", " a", " in"))
-        ):
+        )
+        if blank or after_short_line or _is_bullet_line(nxt) or _NUMBERED_LINE_RE.match(nxt):
             cuts.add(line_end)
         offset = line_end + 1
 
@@ -280,6 +291,15 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             spans.append(span)
         start = cut
     return spans
+
+
+def _is_bullet_line(line: str) -> bool:
+    """Whether a (left-stripped) line starts with a bullet glyph."""
+    first = line[0]
+    spaced = len(line) < 2 or line[1] in " \t"
+    if first in "-–—*":
+        return spaced  # "-based" continuing a hyphenated line is not a bullet
+    return first in BULLETS or (spaced and unicodedata.category(first) in ("So", "Sm", "Co"))
 
 
 def _is_abbreviation(text: str, dot: int, rest: str) -> bool:
@@ -337,9 +357,7 @@ TOPIC_PATTERNS: dict[str, re.Pattern[str]] = {
     "poor_information_sharing": re.compile(
         r"\b(?:information|shar(?:e|ed|es|ing)\b|communicat|strateg|mash\b|notif|partner)"
     ),
-    "optimism_bias": re.compile(
-        r"\b(?:optimis|hope|accept|assur|improv|progress|sustain|drift)"
-    ),
+    "optimism_bias": re.compile(r"\b(?:optimis|hope|accept|assur|improv|progress|sustain|drift)"),
     "written_agreements": re.compile(r"\b(?:agreement|contract|safety plan|written)"),
 }
 
@@ -413,9 +431,8 @@ def is_prose(text: str) -> bool:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     if len(lines) >= 3 and sum(map(len, lines)) / len(lines) < 30:
         return False  # a column of short cells
-    if sum(w[0].isupper() for w in words) > 0.6 * len(words):
-        return False  # Title Case headings and lists of names
-    return True
+    # Title Case headings and lists of names are not prose.
+    return sum(w[0].isupper() for w in words) <= 0.6 * len(words)
 
 
 def prose_sentences(text: str) -> list[tuple[int, int]]:
@@ -444,7 +461,8 @@ def _scan_file(job: tuple[str, str, list[int] | None]) -> tuple[list[tuple[Locat
             for page in numbers:
                 try:
                     text = _page_text_of(pdf, page, path_str)
-                except Exception:  # noqa: BLE001 - a bad page is skipped, not fatal
+                except Exception as exc:  # noqa: BLE001 - a bad page is skipped, not fatal
+                    warnings.warn(f"Skipping {file} page {page}: {type(exc).__name__}.")
                     continue
                 read += 1
                 for s, e in prose_sentences(text):
@@ -492,7 +510,7 @@ def scan_ofsted(
     result = ScanResult(files=len(files))
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            outputs = list(pool.map(_scan_file, jobs, chunksize=4))
+            outputs = list(pool.map(_scan_file, jobs))
     else:
         outputs = [_scan_file(job) for job in jobs]
     for found, read in outputs:
@@ -544,8 +562,10 @@ def select_candidates(
         theme: [i for i in order if TOPIC_PATTERNS[theme].search(normalise(sentences[i][1]))]
         for theme in themes
     }
-    quota = {theme: n_topic // len(themes) + (k < n_topic % len(themes)) for k, theme in
-             enumerate(themes)}
+    quota = {
+        theme: n_topic // len(themes) + (k < n_topic % len(themes))
+        for k, theme in enumerate(themes)
+    }
     got = dict.fromkeys(themes, 0)
     cursors = dict.fromkeys(themes, 0)
     # Round-robin so that no theme uses up a file's allowance before the others.
@@ -568,8 +588,10 @@ def select_candidates(
             f"The candidates come from {len(files)} files; at least {min_files} are required "
             "(scan more files or pages)."
         )
-    picked = sorted(chosen, key=lambda i: (sentences[i][0].file, sentences[i][0].page,
-                                           sentences[i][0].char_start))
+    picked = sorted(
+        chosen,
+        key=lambda i: (sentences[i][0].file, sentences[i][0].page, sentences[i][0].char_start),
+    )
     return [Candidate(sentences[i][0], sentences[i][1], chosen[i]) for i in picked]
 
 
@@ -577,15 +599,17 @@ def select_candidates(
 #: :data:`TOPIC_PATTERNS`.
 _SEED_EXTRA_RE = re.compile(
     r"\b(?:optimistic|hopeful|face value|reassur|analys|critical|fault line|exchange|"
-    r"judgement|escalat|challenge|curios|overly|stubborn|theme)"
+    r"judgement|escalat|challenge|curios|overly|stubborn|theme|histor|explor|track|joined.up|"
+    r"minimis|changed|worked well|seamless|together)"
 )
 
 
 def select_seed_candidates(shared: Path) -> list[Candidate]:
     """Every sentence of ``shared/seeds/*.txt`` that speaks about a core theme's topic.
 
-    Topic words are those of :data:`TOPIC_PATTERNS` plus a few words the press uses for the
-    themes ("optimistic", "face value", "exchange", "analysis"). Sentences that mention a topic
+    Topic words are those of :data:`TOPIC_PATTERNS` plus words the press uses for the themes
+    or their absence ("optimistic", "exchange", "analysis", "history", "not tracked", "joined
+    up", "working together"). Sentences that mention a topic
     without its failing are kept as hard negatives.
     """
     out: list[Candidate] = []

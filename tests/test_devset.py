@@ -1,0 +1,283 @@
+"""Tests of the real-text dev set: splitter, locators, rebuild, label files, kappa."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+
+from themes import devset
+from themes.config import CORE_THEMES, shared_dir
+from themes.devset import (
+    Locator,
+    cohen_kappa_by_theme,
+    load_real_labels,
+    page_text,
+    rebuild,
+    select_candidates,
+    split_sentences,
+    text_sha1,
+)
+
+REAL = devset.REAL_LABELS_DIR
+
+# Written for these tests; no real report text.
+TRICKY = (
+    "4.12 The health visitor saw Child A on 3 May, e.g. at the clinic. Mr. X was not seen, "
+    "i.e. he was at work. See para. 6.3 and no. 7 of the plan. Risk rose by 4.5% in 2019! "
+    "Was anyone told? Nobody asked.\n"
+    "Summary of learning\n"
+    "The school knew more than the GP did.\n"
+    "\uf06e Police held the record of the assault.\n"
+    "\u2022 The nursery was not invited\n"
+    "to the strategy discussion.\n"
+    "12. Decisions were not recorded. A short line\n"
+    "continues here in lower case.\n"
+)
+EXPECTED = [
+    "The health visitor saw Child A on 3 May, e.g. at the clinic.",
+    "Mr. X was not seen, i.e. he was at work.",
+    "See para. 6.3 and no. 7 of the plan.",
+    "Risk rose by 4.5% in 2019!",
+    "Was anyone told?",
+    "Nobody asked.",
+    "Summary of learning",
+    "The school knew more than the GP did.",
+    "Police held the record of the assault.",
+    "The nursery was not invited\nto the strategy discussion.",
+    "Decisions were not recorded.",
+    "A short line\ncontinues here in lower case.",
+]
+
+
+def test_devset_split_sentences_handles_abbreviations_bullets_and_headings() -> None:
+    spans = split_sentences(TRICKY)
+    assert [TRICKY[s:e] for s, e in spans] == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [
+        ("The plan (see s. 47) was agreed. It was not reviewed.", 2),
+        ("Dr. Y and Mrs. Z met on 4.12.2019 and agreed a plan.", 1),
+        ("It said \u201cno.\u201d Then the worker left.", 2),
+        ("A written agreement was signed etc. The risk was not analysed.", 2),
+        ("", 0),
+    ],
+)
+def test_devset_split_sentences_counts(text: str, n: int) -> None:
+    assert len(split_sentences(text)) == n
+
+
+def test_devset_split_sentences_is_deterministic_and_in_bounds() -> None:
+    spans = split_sentences(TRICKY * 3)
+    assert spans == split_sentences(TRICKY * 3)
+    assert all(0 <= s < e <= len(TRICKY * 3) for s, e in spans)
+    assert spans == sorted(spans)
+
+
+def _make_pdf(path: Path, pages: list[list[str]]) -> None:
+    """A small text PDF: one list of lines per page."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for lines in pages:
+        y = 780
+        for line in lines:
+            pdf.drawString(72, y, line)
+            y -= 16
+        pdf.showPage()
+    pdf.save()
+
+
+@pytest.fixture
+def fake_shared(tmp_path: Path) -> Path:
+    """A shared folder with one two-page Ofsted-like PDF and one seeds text file."""
+    _make_pdf(
+        tmp_path / "ofsted" / "2020-01-01_testshire_1.pdf",
+        [
+            [
+                "Help and protection",
+                "Assessments are not updated when a new partner",
+                "joins the household. Information is shared promptly by the police.",
+            ],
+            [
+                "Written agreements are used too often with parents. They give",
+                "false reassurance to managers.",
+            ],
+        ],
+    )
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "000_test.txt").write_text(
+        "Headline here\nIn a third of reviews practitioners were too hopeful. Nobody checked.\n",
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+def _locators_of(shared: Path) -> list[tuple[Locator, str]]:
+    out = []
+    pdf = shared / "ofsted" / "2020-01-01_testshire_1.pdf"
+    for page in (1, 2):
+        text = page_text(pdf, page)
+        for s, e in split_sentences(text):
+            out.append((Locator.of("ofsted", pdf.name, page, text, s, e), text[s:e]))
+    txt = shared / "seeds" / "000_test.txt"
+    text = txt.read_text(encoding="utf-8")
+    for s, e in split_sentences(text):
+        out.append((Locator.of("seeds", txt.name, 0, text, s, e), text[s:e]))
+    return out
+
+
+def test_devset_locators_round_trip_pdf_and_txt(fake_shared: Path) -> None:
+    pairs = _locators_of(fake_shared)
+    texts = [t for _, t in pairs]
+    assert any("false reassurance" in t for t in texts)
+    assert any(loc.source == "seeds" and "too hopeful" in t for loc, t in pairs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rebuild([loc for loc, _ in pairs], fake_shared) == texts
+
+
+def test_devset_locator_id_is_stable() -> None:
+    loc = Locator("ofsted", "2020-01-01_testshire_1.pdf", 3, 120, 160, "x")
+    assert loc.id == "ofsted-2020-01-01_testshire_1-p3-120"
+
+
+def test_devset_rebuild_hash_mismatch_gives_none_and_warns(fake_shared: Path) -> None:
+    pairs = _locators_of(fake_shared)
+    good, _ = pairs[0]
+    bad = Locator(good.source, good.file, good.page, good.char_start, good.char_end, "0" * 40)
+    with pytest.warns(UserWarning, match=r"testshire_1\.pdf page 1"):
+        out = rebuild([good, bad], fake_shared)
+    assert out[0] is not None and out[1] is None
+
+
+def test_devset_rebuild_offsets_past_page_end_give_none(fake_shared: Path) -> None:
+    loc = Locator("ofsted", "2020-01-01_testshire_1.pdf", 2, 5000, 5100, text_sha1("x"))
+    with pytest.warns(UserWarning, match="outside"):
+        assert rebuild([loc], fake_shared) == [None]
+
+
+def test_devset_rebuild_without_shared_warns_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("THEMES_SHARED_DIR", str(tmp_path / "absent"))
+    locs = [Locator("ofsted", "a.pdf", 1, 0, 10, "0" * 40)] * 3
+    with pytest.warns(UserWarning, match="no shared folder") as record:
+        assert rebuild(locs) == [None, None, None]
+    assert len(record) == 1
+
+
+def test_devset_load_real_labels_drops_unrebuildable_rows(
+    fake_shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    monkeypatch.setattr(devset, "REAL_LABELS_DIR", real)
+    pairs = _locators_of(fake_shared)
+    rows = []
+    for loc, _ in pairs[:3]:
+        rows.append(
+            {"id": loc.id, **loc.__dict__, "labels": ["written_agreements"], "annotator": "a"}
+        )
+    rows[2]["sha1"] = "f" * 40
+    (real / "toy.a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(UserWarning) as record:
+        frame = load_real_labels("toy.a", fake_shared)
+    assert any("dropped 1 of 3" in str(w.message) for w in record)
+    assert list(frame["id"]) == [pairs[0][0].id, pairs[1][0].id]
+    assert list(frame["text"]) == [pairs[0][1], pairs[1][1]]
+    assert frame["labels"].iloc[0] == ["written_agreements"]
+    assert {"page", "char_start", "sha1", "annotator"} <= set(frame.columns)
+
+
+def test_devset_cohen_kappa_by_theme_on_common_ids() -> None:
+    a = [
+        {"id": "1", "labels": ["optimism_bias"]},
+        {"id": "2", "labels": []},
+        {"id": "3", "labels": ["optimism_bias"]},
+        {"id": "4", "labels": []},
+        {"id": "only-a", "labels": ["optimism_bias"]},
+    ]
+    b = [
+        {"id": "1", "labels": ["optimism_bias"]},
+        {"id": "2", "labels": []},
+        {"id": "3", "labels": []},
+        {"id": "4", "labels": []},
+    ]
+    kappa = cohen_kappa_by_theme(a, b, ["optimism_bias", "written_agreements"])
+    assert kappa["optimism_bias"] == pytest.approx(0.5)
+    assert math.isnan(kappa["written_agreements"])
+    with pytest.raises(ValueError, match="no ids"):
+        cohen_kappa_by_theme(a, [{"id": "x", "labels": []}], CORE_THEMES)
+
+
+def test_devset_select_candidates_respects_caps_and_topic_share() -> None:
+    sentences = []
+    for f in range(150):
+        for k in range(10):
+            word = [
+                "risk assessment",
+                "information",
+                "progress",
+                "written agreement",
+                "the garden",
+            ][k % 5]
+            text = f"In file {f} sentence {k} the {word} was described in some detail."
+            sentences.append((Locator.of("ofsted", f"f{f:03d}.pdf", 1, text, 0, len(text)), text))
+    cands = select_candidates(sentences, n=200, seed=1)
+    assert len(cands) == 200
+    per_file: dict[str, int] = {}
+    for c in cands:
+        per_file[c.locator.file] = per_file.get(c.locator.file, 0) + 1
+    assert max(per_file.values()) <= 4 and len(per_file) >= 100
+    topical = [c for c in cands if c.pool.startswith("topic:")]
+    assert len(topical) == 110
+    assert cands == select_candidates(sentences, n=200, seed=1)
+    with pytest.raises(ValueError, match="files"):
+        select_candidates(sentences[:50], n=40, seed=1, min_files=100)
+
+
+def _label_files() -> list[Path]:
+    return sorted(p for p in REAL.glob("*.jsonl") if not p.name.endswith(".candidates.jsonl"))
+
+
+@pytest.mark.parametrize("path", _label_files(), ids=lambda p: p.name)
+def test_devset_label_file_is_valid(path: Path) -> None:
+    stem = path.name.split(".")[0]
+    candidates = {r["id"]: r for r in devset.read_jsonl(REAL / f"{stem}.candidates.jsonl")}
+    rows = devset.read_jsonl(path)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    assert set(ids) <= set(candidates), "ids not among the candidates"
+    for row in rows:
+        assert "text" not in row, "real text must never be stored"
+        assert set(row["labels"]) <= set(CORE_THEMES), row["id"]
+        loc = Locator.from_row(row)
+        assert loc.id == row["id"]
+        assert {k: row[k] for k in devset.LOCATOR_FIELDS} == {
+            k: candidates[row["id"]][k] for k in devset.LOCATOR_FIELDS
+        }
+
+
+@pytest.mark.slow
+def test_devset_ofsted_dev_locators_rebuild_from_shared() -> None:
+    shared = shared_dir()
+    if shared is None or not (shared / "ofsted").is_dir():
+        pytest.skip("no ../shared/ofsted")
+    path = REAL / "ofsted_dev.a.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not written yet")
+    rows = devset.read_jsonl(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        texts = rebuild([Locator.from_row(r) for r in rows], shared)
+    rebuilt = sum(t is not None for t in texts)
+    assert rebuilt >= 0.98 * len(rows), f"only {rebuilt} of {len(rows)} rebuilt"
