@@ -148,11 +148,13 @@ def history(models_dir: Path = MODELS_DIR) -> list[dict]:
     return out
 
 
-def _log(models_dir: Path, action: str, before: str | None, after: str, reason: str) -> None:
+def _log(models_dir: Path, action: str, before: str | None, after: str, reason: str, chosen: bool = False) -> None:
     from datetime import UTC, datetime
 
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "from": before,
              "to": after, "reason": reason}
+    if chosen:
+        entry["chosen"] = True  # a rollback to a named version: it adds to the chain like a promotion
     with open(Path(models_dir) / HISTORY_FILE, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry) + "\n")
         fh.flush()
@@ -170,7 +172,9 @@ def _default_chain(models_dir: Path) -> list[str]:
     """The stack of defaults, replayed from the history: promotions push, rollbacks pop."""
     stack: list[str] = []
     for entry in history(models_dir):
-        if entry.get("action") == "promote":
+        if stack and entry.get("from") and stack[-1] != entry["from"]:
+            stack.append(entry["from"])  # DEFAULT was changed outside promote/rollback in between
+        if entry.get("action") == "promote" or entry.get("chosen"):
             if not stack and entry.get("from"):
                 stack.append(entry["from"])
             stack.append(entry["to"])
@@ -191,8 +195,11 @@ def rollback(models_dir: Path = MODELS_DIR, to: str | None = None, reason: str =
         if len(stack) < 2:
             raise ValueError(f"Nothing to roll back to: {models_dir} has no earlier default in {HISTORY_FILE}.")
         to = stack[-2]
+        set_default(to, models_dir)
+        _log(models_dir, "rollback", current, to, reason)
+        return to
     set_default(to, models_dir)
-    _log(models_dir, "rollback", current, to, reason)
+    _log(models_dir, "rollback", current, to, reason, chosen=True)
     return to
 
 
