@@ -529,7 +529,7 @@ def test_ingest_sample_corpus_metadata_and_clean_text(expected_path: Path) -> No
         pytest.skip(f"{pdf.name} has not been built")
     doc = ingest_pdf(pdf)
     assert doc.status == "ok", doc.error
-    for key in ("area", "year", "review_type"):
+    for key in ("title", "area", "year", "review_type"):
         if expected.get(key) is not None:
             assert getattr(doc, key) == expected[key], key
     assert doc.review_type in REVIEW_TYPES

@@ -26,16 +26,20 @@ import csv
 import hashlib
 import logging
 import math
-import multiprocessing
 import multiprocessing.connection
+import os
+import pickle
 import re
 import statistics
+import struct
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby, pairwise
-from multiprocessing.context import BaseContext
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -296,12 +300,13 @@ def _rows(words: list[_Word]) -> list[list[_Word]]:
     return rows
 
 
-def _line_of(row: list[_Word], column: int = 0) -> _Line:
+def _line_of(row: list[_Word], column: int = 0, keep_superscripts: bool = False) -> _Line:
     """Make one line from a row of words; words that touch are joined without a space.
 
-    Superscript note references (small raised digits, "it¹") are dropped from the line.
+    Superscript note references (small raised digits, "it¹") are dropped from the line unless
+    ``keep_superscripts`` (a footnote's own number).
     """
-    if len(row) > 1:
+    if len(row) > 1 and not keep_superscripts:
         main = max(w.size for w in row)
         base = statistics.median(w.bottom for w in row if w.size >= 0.9 * main)
         row = [
@@ -507,7 +512,7 @@ def _split_footnotes(
                for r in rows[: len(rows) - len(block)]):  # fmt: skip
         return words, []
     in_block = {id(w) for r in block for w in r}
-    lines = [_line_of(r) for r in block]
+    lines = [_line_of(r, keep_superscripts=True) for r in block]
     for line in lines:
         line.kind = "footnote"
     return [w for w in words if id(w) not in in_block], lines
@@ -760,7 +765,9 @@ _TYPE_CUES: list[tuple[str, re.Pattern[str]]] = [
     ("rapid review", re.compile(r"\brapid\s+review\b", re.IGNORECASE)),
     ("LCSPR", re.compile(r"\blocal\s+child\s+safeguarding\s+practice\s+review\b|\bLCSPR\b", re.IGNORECASE)),
     ("SCR", re.compile(r"\bserious\s+case\s+review\b|\bSCR\b", re.IGNORECASE)),
-    ("other", re.compile(r"\binspection\s+of\b.{0,80}?\bchildren['’]s\s+services\b", re.IGNORECASE | re.DOTALL)),
+    ("other", re.compile(r"\binspection\s+of\b.{0,80}?\bchildren['’]s\s+services\b"
+                         r"|\binspection\s+of\s+services\s+for\s+children\b",
+                         re.IGNORECASE | re.DOTALL)),
     ("national review", re.compile(
         r"\bchild\s+safeguarding\s+practice\s+review\s+panel\b|\bnational\s+review\b", re.IGNORECASE)),
 ]  # fmt: skip
@@ -1175,40 +1182,111 @@ def _fill_metadata(
 # --------------------------------------------------------------------------------------------
 # Child processes: time limits and a pool
 # --------------------------------------------------------------------------------------------
+#
+# Workers are fresh interpreters (``python -c ...``), like multiprocessing's "spawn", so a
+# multi-threaded parent (Prefect) is never forked. Unlike multiprocessing they never re-import the
+# parent's ``__main__``: that breaks under ``python -`` and costs a Prefect or CLI import per file.
+# Each worker reads many files in turn; one that overruns its time limit is killed and replaced.
 
 IngestFunc = Callable[[Path, IngestSettings], Document]
 
-
-def _mp_context() -> BaseContext:
-    """forkserver where available (fast, safe in a multi-threaded parent), else spawn."""
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["themes.ingest"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+_WORKER_CODE = "from themes.ingest import _worker_main; _worker_main()"
+#: A worker is replaced after this many files, so a slow leak in the PDF library stays bounded.
+_FILES_PER_WORKER = 50
+_HEADER = struct.Struct("!Q")
 
 
-def _child_main(conn: Any, path: Path, settings: IngestSettings, func: IngestFunc) -> None:
-    """Run ``func`` in the child and send the Document back over ``conn``."""
+def _send(stream: Any, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_exact(stream: Any, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = stream.read(n)
+        if not chunk:
+            raise EOFError("worker closed its output")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(stream: Any) -> Any:
+    (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
+    return pickle.loads(_read_exact(stream, size))
+
+
+def _worker_main() -> None:
+    """Loop in a worker process: read (path, settings, func) jobs, answer with Documents."""
+    # The protocol owns the real stdout; anything a library prints goes to stderr instead.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    inp = os.fdopen(os.dup(0), "rb", buffering=0)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # A worker stuck in a hung file must not outlive a parent that was killed.
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
     try:
-        doc = func(path, settings)
-    except BaseException as exc:  # noqa: BLE001 - report it rather than die silently
-        doc = Document(doc_id="", file=path.name, status="error", error_kind="corrupt",
-                       error=f"{path.name} could not be read ({type(exc).__name__}: "
-                       f"{_one_sentence(str(exc)) or 'no message'}).")  # fmt: skip
-    try:
-        conn.send(doc)
-    finally:
-        conn.close()
+        sys.path[:] = list(dict.fromkeys([*_receive(inp), *sys.path]))
+    except EOFError:
+        return
+    while True:
+        try:
+            path, settings, func = _receive(inp)
+        except EOFError:
+            return
+        try:
+            doc = func(path, settings)
+        except Exception as exc:  # noqa: BLE001 - func should not raise; report, do not die
+            doc = Document(doc_id="", file=path.name, status="error", error_kind="corrupt",
+                           error=f"{path.name} could not be read ({type(exc).__name__}: "
+                           f"{_one_sentence(str(exc)) or 'no message'}).")  # fmt: skip
+        _send(out, doc)
 
 
-@dataclass
-class _Job:
-    path: Path
-    process: Any
-    conn: Any
-    deadline: float
+class _Worker:
+    """One worker process and the file it is reading, if any."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.done = 0
+        self.path: Path | None = None
+        self.deadline = 0.0
+        _send(self.proc.stdin, list(sys.path))
+
+    def start(self, path: Path, settings: IngestSettings, func: IngestFunc) -> None:
+        self.path = path
+        self.deadline = time.monotonic() + settings.timeout_s
+        _send(self.proc.stdin, (path, settings, func))
+
+    def stop(self) -> None:
+        """End the process: politely when idle, by kill when busy or stuck."""
+        try:
+            if self.path is None and self.proc.stdin:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
 
 
 def _safe_doc_id(path: Path) -> str:
@@ -1225,85 +1303,81 @@ def _failed(path: Path, kind: str, message: str) -> Document:
     return _error(doc, kind, message)
 
 
-def _stop(process: Any) -> None:
-    if process.is_alive():
-        process.kill()
-    process.join(5)
-
-
 def ingest_many(
     paths: Iterable[Path | str],
     workers: int = 1,
     settings: IngestSettings = INGEST,
     func: IngestFunc = ingest_pdf,
 ) -> Iterator[Document]:
-    """Ingest files in child processes, ``workers`` at a time, yielding Documents as they finish.
+    """Ingest files in worker processes, ``workers`` at a time, yielding Documents as they finish.
 
-    Each file gets its own child process, killed at ``settings.timeout_s`` (the file comes back as
-    a ``timeout`` error) so a hung or crashed file never stalls the others.
+    A file still being read after ``settings.timeout_s`` seconds has its worker killed and comes
+    back as a ``timeout`` error; a file that crashes its worker comes back as ``corrupt``. Either
+    way the other files go on.
 
     Args:
         paths: the PDF files.
         workers: how many files are read at once.
         settings: ingestion knobs; ``timeout_s`` is the per-file wall-clock limit.
-        func: the function run in the child (a picklable top-level function); ``ingest_pdf``.
+        func: what a worker runs on each file, a picklable top-level function; ``ingest_pdf``.
     """
-    ctx = _mp_context()
     pending = deque(Path(p) for p in paths)
-    running: list[_Job] = []
-    workers = max(1, int(workers))
+    idle: list[_Worker] = []
+    busy: list[_Worker] = []
+    n_workers = max(1, int(workers))
     try:
-        while pending or running:
-            while pending and len(running) < workers:
+        while pending or busy:
+            while pending and len(busy) < n_workers:
+                worker = idle.pop() if idle else _Worker()
                 path = pending.popleft()
-                receiver, sender = ctx.Pipe(duplex=False)
-                process = ctx.Process(target=_child_main, args=(sender, path, settings, func),
-                                      name=f"ingest:{path.name}", daemon=True)  # fmt: skip
-                process.start()
-                sender.close()
-                running.append(_Job(path, process, receiver, time.monotonic() + settings.timeout_s))
-            wait_for = max(0.0, min(j.deadline for j in running) - time.monotonic())
-            multiprocessing.connection.wait(
-                [j.conn for j in running] + [j.process.sentinel for j in running], timeout=wait_for
-            )
-            now = time.monotonic()
-            for job in list(running):
+                try:
+                    worker.start(path, settings, func)
+                except OSError:
+                    worker.stop()
+                    yield _failed(path, "corrupt", f"{path.name} could not be sent to a reader "
+                                  "process (it exited at start).")  # fmt: skip
+                    continue
+                busy.append(worker)
+            wait_for = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = multiprocessing.connection.wait([w.proc.stdout for w in busy], wait_for)
+            for worker in list(busy):
+                path = worker.path
+                assert path is not None
                 doc: Document | None = None
-                if job.conn.poll():
+                if worker.proc.stdout in ready:
                     try:
-                        doc = job.conn.recv()
-                    except (EOFError, OSError):
-                        doc = None
-                    if doc is None:
-                        job.process.join(5)
-                        code = job.process.exitcode
-                        doc = _failed(job.path, "corrupt", f"{job.path.name} crashed the reader "
-                                      f"process (exit code {code}).")  # fmt: skip
-                    else:
-                        job.process.join(5)
-                elif not job.process.is_alive():
-                    code = job.process.exitcode
-                    doc = _failed(job.path, "corrupt", f"{job.path.name} crashed the reader "
-                                  f"process (exit code {code}).")  # fmt: skip
-                elif now >= job.deadline:
-                    _stop(job.process)
-                    doc = _failed(job.path, "timeout", f"{job.path.name} took longer than "
+                        doc = _receive(worker.proc.stdout)
+                    except (EOFError, OSError, pickle.UnpicklingError):
+                        code = worker.proc.wait()
+                        doc = _failed(path, "corrupt", f"{path.name} crashed the reader process "
+                                      f"(exit code {code}).")  # fmt: skip
+                        worker.path = None
+                        worker.stop()
+                elif time.monotonic() >= worker.deadline:
+                    worker.stop()
+                    worker.path = None
+                    doc = _failed(path, "timeout", f"{path.name} took longer than "
                                   f"{settings.timeout_s:g} s to read and was stopped.")  # fmt: skip
-                if doc is not None:
-                    job.conn.close()
-                    _stop(job.process)
-                    running.remove(job)
-                    yield doc
+                if doc is None:
+                    continue
+                busy.remove(worker)
+                if worker.path is not None:
+                    worker.path = None
+                    worker.done += 1
+                    if worker.done >= _FILES_PER_WORKER:
+                        worker.stop()
+                    else:
+                        idle.append(worker)
+                yield doc
     finally:
-        for job in running:
-            _stop(job.process)
-            job.conn.close()
+        for worker in busy + idle:
+            worker.stop()
 
 
 def ingest_with_timeout(
     path: Path | str, settings: IngestSettings = INGEST, func: IngestFunc = ingest_pdf
 ) -> Document:
-    """Ingest one file in a child process killed after ``settings.timeout_s`` seconds.
+    """Ingest one file in a worker process killed after ``settings.timeout_s`` seconds.
 
     Returns the file's Document, or a ``timeout`` error Document carrying the file's doc_id.
     """
