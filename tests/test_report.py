@@ -142,3 +142,13 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     # a blank page or a browser error page has neither.
     non_white = 1 - histogram[255] / sum(histogram)
     assert sum(1 for n in histogram if n) > 50 and non_white > 0.03
+
+
+def test_report_breakdown_numbers_link_to_the_documents_behind_them(run):
+    _, page = run
+    sets = dict(re.findall(r'<div class="set" id="(set-\d+)"><b>([^<]*)</b>', page))
+    year_2019 = next(sid for sid, title in sets.items() if title == "Optimism bias — year 2019")
+    block = re.search(rf'id="{year_2019}">(.*?)</div>', page).group(1)
+    # doc0 and doc1 are the 2019 reviews; both have optimism_bias in a counted passage.
+    assert re.findall(r">([^<]+\.pdf)<", block) == ["2019_area0_lcspr.pdf", "2019_area1_lcspr.pdf"]
+    assert f'href="#{year_2019}"' in page

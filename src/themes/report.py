@@ -314,7 +314,7 @@ def render_report(
                              "This run n"], comp_rows)
 
     # -- evidence per theme --------------------------------------------------------------------
-    tagged = predictions[predictions["tagged"]].merge(counted, on="passage_id")
+    tagged = predictions[predictions["tagged"].astype(bool)].merge(counted, on="passage_id")
     sections_html = []
     for theme in themes:
         rows = tagged[tagged["theme"] == theme]
