@@ -63,3 +63,8 @@ def test_segment_unknown_numbered_heading_resets_section():
     doc = _document(["4. Analysis", "4.1 The plan was not reviewed when Mr X moved in.", "5. About R",
                      "5.1 R likes drawing comics and wants to be a vet."], kinds={0: "heading", 2: "heading"})
     assert [p.section for p in segment(doc, SegmentSettings(min_chars=10))] == ["analysis", None]
+
+
+def test_segment_first_cue_in_heading_wins():
+    assert section_of_heading("6. Findings and recommendations") == "analysis"
+    assert section_of_heading("Recommendations arising from the findings") == "recommendation"

@@ -59,3 +59,12 @@ def test_store_prediction_rows_per_theme():
         {"passage_id": "p1", "theme": "a", "score": 0.9, "tagged": True, "model_version": "v1"},
         {"passage_id": "p1", "theme": "b", "score": 0.1, "tagged": False, "model_version": "v1"},
     ]
+
+
+def test_store_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    store.write_csv(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    # Not mkstemp's private 0600: the same mode as a file opened for writing under this umask.
+    assert stat.S_IMODE(os.stat(tmp_path / "t.csv").st_mode) == 0o666 & ~store._UMASK

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
@@ -222,6 +222,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             if name.startswith("chars:"):
                 continue  # character n-grams make poor explanations
             term = name.split(":", 1)[1].replace("neg_", "not ").replace("hyp_", "would ")
+            if all(word in ENGLISH_STOP_WORDS for word in term.replace("not ", "").replace("would ", "").split()):
+                continue  # "as", "that", "not the" explain nothing to a reader
             if term not in terms:
                 terms.append(term)
             if len(terms) == k:

@@ -23,7 +23,7 @@ _ABBREVIATIONS = (
     "dept.", "fig.", "sec.", "s.", "ss.", "etc.", "vs.", "ref.", "est.",
 )
 
-# Heading words -> section. Checked in order; the first match wins.
+# Heading words -> section. The cue earliest in the heading wins; ties go to the earlier entry.
 _SECTION_CUES: tuple[tuple[str, str], ...] = (
     ("recommendation", "recommendation"),
     ("what needs to", "learning"),
@@ -81,10 +81,9 @@ def section_of_heading(text: str) -> str | None:
     if "\n" in line or not _HEADING_RE.match(line) or _CONTENTS_ENTRY_RE.search(line):
         return None
     lowered = line.lower()
-    for cue, section in _SECTION_CUES:
-        if cue in lowered:
-            return section
-    return None
+    # The cue that comes first wins: "Findings and recommendations" is a findings section.
+    found = [(lowered.find(cue), i, section) for i, (cue, section) in enumerate(_SECTION_CUES) if cue in lowered]
+    return min(found)[2] if found else None
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -31,6 +31,10 @@ PASSAGE_COLUMNS = [
 PREDICTION_COLUMNS = ["passage_id", "theme", "score", "tagged", "model_version"]
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path`` and move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +43,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should be as readable as any file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
