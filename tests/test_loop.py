@@ -171,3 +171,15 @@ def test_loop_notebook_params_come_from_the_environment(monkeypatch, tmp_path):
     assert params.retrain_params()["params"] == {"use_chars": False}
     with pytest.raises(ValueError, match="Unknown notebook parameter"):
         loop.NotebookParams.from_env(colour="red")
+
+
+def test_loop_filter_widget_refills_the_queue_as_filter_passages_would(run, tmp_path):
+    session = loop.ReviewSession(run, loop.filter_passages(run, "optimism_bias"), "alice", tmp_path)
+    session.widget()
+    loop.filter_widget(run, session)
+    f = session._ui_filters
+    f["theme"].value, f["score"].value, f["year"].value = "weak_risk_assessment", (0.2, 0.6), 2021
+    f["apply"].click()
+    expected = loop.filter_passages(run, "weak_risk_assessment", 0.2, 0.6, year=2021)
+    assert list(session.queue["passage_id"]) == list(expected["passage_id"]) and session.position == 0
+    assert f"{len(expected)} passage(s) to review" in session._ui["status"].value

@@ -332,6 +332,7 @@ class ReviewSession:
     made: list[Decision] = field(default_factory=list)
     _ui: Any = field(default=None, repr=False)
     last_error: Exception | None = field(default=None, repr=False)
+    _ui_filters: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.annotator.strip():
@@ -386,6 +387,13 @@ class ReviewSession:
     def add_theme(self, theme: str) -> Decision:
         """The passage also shows another theme; stay on it."""
         return self.decide("accept", theme=theme)
+
+    def set_queue(self, queue: pd.DataFrame) -> None:
+        """Review another queue (e.g. after changing the filters) from its first passage."""
+        self.queue = queue.reset_index(drop=True)
+        self.position = 0
+        if self._ui is not None:
+            self._ui["refresh"](f"{len(self.queue)} passage(s) to review.")
 
     def skip(self) -> None:
         """Move on without a decision."""
@@ -461,7 +469,8 @@ class ReviewSession:
         for name, button in buttons.items():
             button.on_click(act(name))
         add.on_click(act("add"))
-        self._ui = {**buttons, "add": add, "picker": picker, "view": view, "count": count, "status": status}
+        self._ui = {**buttons, "add": add, "picker": picker, "view": view, "count": count, "status": status,
+                    "refresh": refresh}
         return w.VBox([view, w.HBox(list(buttons.values())), w.HBox([picker, add]), count, status])
 
     def click(self, name: str) -> None:
@@ -472,6 +481,41 @@ class ReviewSession:
         self._ui[name].click()
         if self.last_error is not None:
             raise self.last_error
+
+
+def filter_widget(run: Run, session: ReviewSession, theme: str | None = None,
+                  score: tuple[float, float] = (0.3, 1.0)) -> Any:
+    """Filters (theme, score band, document, year, area, undecided only) that refill a session's queue.
+
+    "Apply" calls :func:`filter_passages` with the chosen values and :meth:`ReviewSession.set_queue`.
+    """
+    import ipywidgets as w
+
+    every = "(all)"
+    docs = run.documents[run.documents["status"] == "ok"]
+    theme_box = w.Dropdown(options=run.themes, value=theme if theme in run.themes else run.themes[0],
+                           description="Theme")
+    band = w.FloatRangeSlider(value=score, min=0.0, max=1.0, step=0.01, description="Score")
+    document = w.Dropdown(options=[every, *sorted(docs["file"].dropna())], description="Document")
+    year = w.Dropdown(options=[every, *sorted(int(y) for y in docs["year"].dropna().unique())], description="Year")
+    area = w.Dropdown(options=[every, *sorted(docs["area"].dropna().unique())], description="Area")
+    undecided = w.Checkbox(value=False, description="Only passages nobody has decided")
+    apply = w.Button(description="Apply", icon="filter")
+
+    def on_apply(_button: Any) -> None:
+        queue = filter_passages(
+            run, theme_box.value, band.value[0], band.value[1],
+            document=None if document.value == every else document.value,
+            year=None if year.value == every else int(year.value),
+            area=None if area.value == every else area.value,
+            decisions=label_store.load_decisions(session.store), undecided_only=undecided.value,
+        )
+        session.set_queue(queue)
+
+    apply.on_click(on_apply)
+    session._ui_filters = {"theme": theme_box, "score": band, "document": document, "year": year, "area": area,
+                           "undecided": undecided, "apply": apply}
+    return w.VBox([w.HBox([theme_box, band]), w.HBox([document, year, area]), w.HBox([undecided, apply])])
 
 
 # -- active learning -----------------------------------------------------------------------------
