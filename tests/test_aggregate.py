@@ -141,7 +141,7 @@ def test_aggregate_document_errors_count_documents_not_passages():
 # -- co-occurrence, trend, sections, boilerplate, comparison -------------------------------------
 
 def test_aggregate_cooccurrence_counts_and_lift_by_hand():
-    result = aggregate(*_two_theme_run(), ["t", "u"])
+    result = aggregate(*_two_theme_run(), ["t", "u"], min_passages=1)
     row = result.cooccurrence.query("theme_a == 't' and theme_b == 'u'").iloc[0]
     # 4 documents; t in a, b; u in b, c; both in b: lift = (1/4) / ((2/4) (2/4)) = 1.
     assert (row.n_documents, row.n_a, row.n_b, row.n_both) == (4, 2, 2, 1)
@@ -175,8 +175,8 @@ def _two_theme_run():
 
 
 def test_aggregate_section_filter_applies_before_counting():
-    everything = aggregate(*_two_theme_run(), ["t", "u"]).prevalence.set_index("theme")
-    findings = aggregate(*_two_theme_run(), ["t", "u"], sections=FINDINGS_SECTIONS)
+    everything = aggregate(*_two_theme_run(), ["t", "u"], min_passages=1).prevalence.set_index("theme")
+    findings = aggregate(*_two_theme_run(), ["t", "u"], sections=FINDINGS_SECTIONS, min_passages=1)
     assert everything.loc["t", "n_present"] == 2
     # a's only t passage sits in the background section: with findings only, a no longer counts.
     assert findings.prevalence.set_index("theme").loc["t", "n_present"] == 1
@@ -189,7 +189,7 @@ def test_aggregate_section_filter_applies_before_counting():
 
 def test_aggregate_boilerplate_is_not_counted_and_passages_sit_beside_documents():
     boilerplate = pd.DataFrame({"passage_id": ["b1"], "cluster": [1]})
-    result = aggregate(*_two_theme_run(), ["t", "u"], boilerplate=boilerplate)
+    result = aggregate(*_two_theme_run(), ["t", "u"], boilerplate=boilerplate, min_passages=1)
     prev = result.prevalence.set_index("theme")
     assert (prev.loc["t", "n_present"], prev.loc["u", "n_present"]) == (1, 1)
     assert result.settings["passages_dropped_boilerplate"] == 1
@@ -199,10 +199,23 @@ def test_aggregate_boilerplate_is_not_counted_and_passages_sit_beside_documents(
 
 
 def test_aggregate_comparison_is_labelled_as_a_different_corpus():
-    result = aggregate(*_two_theme_run(), ["weak_risk_assessment", "written_agreements"])
+    result = aggregate(*_two_theme_run(), ["weak_risk_assessment", "written_agreements"], min_passages=1)
     table = result.comparison.set_index("theme")
     assert table.loc["weak_risk_assessment", "panel_share"] == 0.41
     assert table.loc["optimism_bias", "panel_share"] == 0.32
     assert math.isnan(table.loc["written_agreements", "panel_share"])
     assert table["note"].str.contains("not a like-for-like").all()
     assert (table["panel_n"] == 538).all() and table["this_corpus"].str.contains("4 documents").all()
+
+
+def test_aggregate_one_stray_passage_is_not_presence_by_default():
+    documents = pd.DataFrame({"doc_id": ["a", "b"], "status": ["ok", "ok"], "year": [2020, 2021],
+                              "area": ["X", "Y"], "review_type": ["LCSPR", "LCSPR"]})
+    passages = pd.DataFrame({"passage_id": ["a1", "a2", "b1"], "doc_id": ["a", "a", "b"]})
+    predictions = pd.DataFrame({"passage_id": ["a1", "a2", "b1"], "theme": ["t"] * 3, "score": [0.9, 0.8, 0.9],
+                                "tagged": [True, True, True], "model_version": "m"})
+    default = aggregate(documents, passages, predictions, ["t"]).document_themes.set_index("doc_id")
+    assert default.loc["a", "present"] and not default.loc["b", "present"]
+    assert default.loc["b", "n_passages"] == 1  # the stray passage is still counted and shown
+    any_passage = aggregate(documents, passages, predictions, ["t"], min_passages=1).prevalence
+    assert int(any_passage.loc[0, "n_present"]) == 2

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from themes.config import AGGREGATE
 from themes.types import SECTIONS
 
 Z95 = 1.959963984540054
@@ -135,9 +136,14 @@ class Aggregates:
 
 
 def document_themes(
-    documents: pd.DataFrame, passages: pd.DataFrame, predictions: pd.DataFrame, themes: Sequence[str]
+    documents: pd.DataFrame, passages: pd.DataFrame, predictions: pd.DataFrame, themes: Sequence[str],
+    min_passages: int = AGGREGATE.min_passages,
 ) -> pd.DataFrame:
-    """One row per readable document and theme: present, tagged passage count, best score."""
+    """One row per readable document and theme: present, tagged passage count, best score.
+
+    Args:
+        min_passages: tagged passages needed for the theme to be present in the document.
+    """
     ok_docs = documents.loc[documents["status"] == "ok", "doc_id"]
     grid = pd.MultiIndex.from_product([ok_docs, list(themes)], names=["doc_id", "theme"]).to_frame(index=False)
     joined = predictions.merge(passages[["passage_id", "doc_id"]], on="passage_id")
@@ -149,7 +155,7 @@ def document_themes(
     out = grid.merge(per, on=["doc_id", "theme"], how="left")
     out["n_passages"] = out["n_passages"].fillna(0).astype(int)
     out["max_score"] = out["max_score"].fillna(0.0).round(4)
-    out["present"] = out["n_passages"] > 0
+    out["present"] = out["n_passages"] >= max(1, min_passages)
     return out[["doc_id", "theme", "present", "n_passages", "max_score"]]
 
 
@@ -472,6 +478,7 @@ def aggregate(
     boilerplate: pd.DataFrame | None = None,
     draws: int = 4000,
     seed: int = 0,
+    min_passages: int = AGGREGATE.min_passages,
 ) -> Aggregates:
     """Every table of a run from its documents, passages and predictions.
 
@@ -481,11 +488,13 @@ def aggregate(
         sections: review sections to count; ``None`` (the default) counts all of them.
         boilerplate: passages to leave out (``themes.dedup.find_boilerplate(...).dropped``).
         draws, seed: bootstrap draws and seed for the corrected intervals.
+        min_passages: tagged passages needed for a theme to be present in a document.
     """
     counted, record = counted_passages(passages, sections, boilerplate)
-    doc_themes = document_themes(documents, counted, predictions, themes)
+    doc_themes = document_themes(documents, counted, predictions, themes, min_passages)
     ok_docs = set(documents.loc[documents["status"] == "ok", "doc_id"])
     record["documents_counted"] = len(ok_docs)
+    record["min_passages"] = min_passages
     record["documents_without_counted_passages"] = len(ok_docs - set(counted["doc_id"]))
     record["corrected_with"] = "held-out document-level sensitivity/specificity" if errors else "none given"
     prev = prevalence(doc_themes, errors, draws=draws, seed=seed)

@@ -60,5 +60,16 @@ class SegmentSettings:
     min_chars: int = 25
 
 
+@dataclass(frozen=True)
+class AggregateSettings:
+    """How passage tags become document-level presence."""
+
+    #: A theme is present in a document when at least this many of its passages are tagged. One
+    #: stray passage is weak evidence that a review found a failing; on the sample reviews the
+    #: any-passage rule (1) called 17 of 48 document-theme pairs wrong, all of them false presences.
+    min_passages: int = 2
+
+
 INGEST = IngestSettings()
+AGGREGATE = AggregateSettings()
 SEGMENT = SegmentSettings()
