@@ -235,6 +235,33 @@ def train(
     return TrainResult(model, card, comparison)
 
 
+def sample_document_errors(
+    model: ThemeClassifier, sample_dir: Path | None = None, min_passages: int | None = None,
+) -> list[dict]:
+    """Document-level confusion counts per core theme on the sample reviews, which are never trained on.
+
+    Each sample PDF has its known themes in ``expected/<stem>.json``; a theme counts as found with
+    the same rule the aggregate stage uses (``config.AGGREGATE.min_passages`` tagged passages).
+    """
+    from themes.config import AGGREGATE, SAMPLE_DIR
+    from themes.ingest import ingest_pdf
+    from themes.segment import segment
+
+    sample_dir = Path(sample_dir or SAMPLE_DIR)
+    need = AGGREGATE.min_passages if min_passages is None else min_passages
+    counts = {t: {"theme": t, "tp": 0, "fn": 0, "tn": 0, "fp": 0} for t in CORE_THEMES}
+    for expected_file in sorted((sample_dir / "expected").glob("*.json")):
+        expected = json.loads(expected_file.read_text())
+        passages = segment(ingest_pdf(sample_dir / expected["file"]))
+        tags = model.predict([p.text for p in passages]) if passages else np.zeros((0, len(model.themes_)))
+        for theme in CORE_THEMES:
+            found = int(tags[:, model.themes_.index(theme)].sum()) >= need
+            truth = theme in expected["known_themes"]
+            counts[theme][{(True, True): "tp", (True, False): "fn", (False, False): "tn",
+                           (False, True): "fp"}[(truth, found)]] += 1
+    return list(counts.values())
+
+
 def new_version(card: dict) -> str:
     """A sortable version name: training date and the first characters of the data hash."""
     return f"{card['trained_at'][:10]}-{card['training_data_hash'][:8]}"
@@ -248,6 +275,11 @@ def train_and_save(
     from themes.registry import save_model, set_default
 
     result = train(load_labels(labels_dir), params=params, with_learning_curve=with_learning_curve)
+    result.card["document_errors"] = sample_document_errors(result.model)
+    result.card["document_errors_source"] = (
+        "the sample reviews in corpus/sample (written by the team, never trained on); a theme is found "
+        "when enough passages are tagged (config.AGGREGATE.min_passages)"
+    )
     version = new_version(result.card)
     folder = save_model(result.model, result.card, version, models_dir)
     if make_default:
