@@ -44,3 +44,16 @@ samples: $(STAMP) ## Rebuild the sample PDFs from corpus/sample/src
 
 clean: ## Remove out/ and the local Prefect database
 	rm -rf out .prefect
+
+.PHONY: server server-stop
+SERVER_ARGS ?=
+server: $(STAMP) ## Prefect server + UI on 127.0.0.1 serving the flows (options: SERVER_ARGS=--help)
+	$(BIN)/python -m flows.serve $(SERVER_ARGS)
+
+server-stop: ## Stop the server started by `make server` and every process it started
+	@pidfile="$(PREFECT_HOME)/server.pid"; \
+	if [ ! -f "$$pidfile" ]; then echo "No server running ($$pidfile is missing)."; exit 0; fi; \
+	pid=$$(cut -d' ' -f1 "$$pidfile"); \
+	kill -TERM "$$pid" 2>/dev/null || { echo "Process $$pid has exited; removing $$pidfile."; rm -f "$$pidfile"; exit 0; }; \
+	for i in $$(seq 240); do kill -0 "$$pid" 2>/dev/null || { echo "Stopped $$pid and everything it started."; exit 0; }; sleep 0.5; done; \
+	echo "Process $$pid did not stop within 120 s; try: kill -KILL $$pid"; exit 1

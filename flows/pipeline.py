@@ -7,11 +7,17 @@ aggregation, and the report.
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from themes import aggregate as agg
 from themes import ingest, report, segment, store
@@ -106,7 +112,7 @@ def pipeline(
                                 loaded.version, labels, explanations)
     written = write_results(out_path, documents_df, passages_df, predictions_df, aggregates, html)
     logger.info("Wrote %d files to %s", len(written), out_path)
-    return {
+    result = {
         "out": str(out_path),
         "model_version": loaded.version,
         "documents": len(documents),
@@ -115,9 +121,127 @@ def pipeline(
         "passages": len(passages),
         "prevalence": aggregates.prevalence.to_dict(orient="records"),
     }
+    publish_artifacts(result, documents_df, written, corpus_path)
+    return result
 
 
-def run(corpus: str, out: str, model: str | None = None, workers: int = 2) -> dict:
-    """Call the pipeline flow with ``workers`` documents read at once."""
-    runner = ThreadPoolTaskRunner(max_workers=max(1, workers))
-    return pipeline.with_options(task_runner=runner)(corpus=corpus, out=out, model=model)
+#: Artifact keys: the Prefect UI's Artifacts page keeps each key's history across runs.
+PREVALENCE_ARTIFACT = "themes-prevalence"
+SUMMARY_ARTIFACT = "themes-run-summary"
+
+
+def publish_artifacts(result: dict, documents: pd.DataFrame, written: list[Path], corpus: Path) -> None:
+    """Publish the prevalence table and a Markdown run summary as artifacts of the current flow run.
+
+    Args:
+        result: the pipeline's return value (counts, model version, prevalence records).
+        documents: one row per input file (``documents.csv``), for the list of unreadable files.
+        written: the output files, linked from the summary.
+        corpus: the folder that was read.
+    """
+    table = [{k: _cell(v) for k, v in row.items()} for row in result["prevalence"]]
+    create_table_artifact(
+        table, key=PREVALENCE_ARTIFACT,
+        description=f"Share of {result['documents_ok']} documents in which each theme is present, "
+                    "with 95% Wilson intervals (prevalence.csv).",
+    )
+    create_markdown_artifact(run_summary_markdown(result, documents, written, corpus),
+                             key=SUMMARY_ARTIFACT, description="What this run read and wrote.")
+
+
+def _cell(value: object) -> object:
+    """A table cell for JSON: floats to 3 decimals, missing values (NaN) as empty."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 3)
+    return value
+
+
+def run_summary_markdown(result: dict, documents: pd.DataFrame, written: list[Path], corpus: Path) -> str:
+    """The run summary as Markdown: counts, model, unreadable files, top themes, links to outputs."""
+    lines = [
+        f"# Themes run: {result['documents_ok']} of {result['documents']} documents read",
+        "",
+        f"- **Corpus:** `{corpus}`",
+        f"- **Output folder:** [{result['out']}]({Path(result['out']).as_uri()})",
+        f"- **Model:** `{result['model_version']}`",
+        f"- **Pages / passages:** {result['pages']} / {result['passages']}",
+    ]
+    failed = documents[documents["status"] != "ok"]
+    if len(failed):
+        lines += ["", "## Files that could not be read", ""]
+        lines += [f"- `{r.file}`: {r.error_kind} ({r.error})" for r in failed.itertuples()]
+    lines += ["", "## Prevalence (share of documents, 95% interval)", "",
+              "| theme | present | share | 95% CI |", "|---|---:|---:|---:|"]
+    for r in sorted(result["prevalence"], key=lambda r: -r["share"]):
+        lines.append(f"| {r['theme']} | {r['n_present']}/{r['n_documents']} | {r['share']:.0%} "
+                     f"| {r['ci_low']:.0%}–{r['ci_high']:.0%} |")
+    lines += ["", "## Output files", ""]
+    lines += [f"- [{path.name}]({path.resolve().as_uri()})" for path in written]
+    return "\n".join(lines) + "\n"
+
+
+def task_runner_for(workers: int = 2, dask: bool = False, dask_address: str | None = None) -> TaskRunner:
+    """The task runner that reads ``workers`` documents at once: threads, a local Dask cluster, or a
+    running Dask scheduler.
+
+    Args:
+        workers: documents read at once (threads, or local Dask worker processes).
+        dask: start a temporary local Dask cluster of ``workers`` single-threaded processes on
+            127.0.0.1 for this run.
+        dask_address: address of a running Dask scheduler (``tcp://HOST:8786``); its workers do the
+            reading, so ``workers`` and ``dask`` are ignored. Workers need this project installed
+            and must see the corpus and cache folders at the same paths.
+    """
+    if not (dask or dask_address):
+        return ThreadPoolTaskRunner(max_workers=max(1, workers))
+    import dask as dask_lib
+    from prefect_dask import DaskTaskRunner
+
+    # Ingest reads each PDF in a child process (to kill it on timeout); Dask's default daemonic
+    # worker processes may not have children.
+    dask_lib.config.set({"distributed.worker.daemon": False})
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(cluster_kwargs={
+        "n_workers": max(1, workers), "threads_per_worker": 1, "processes": True,
+        "host": "127.0.0.1", "dashboard_address": None,
+    })
+
+
+def run(corpus: str, out: str, model: str | None = None, workers: int = 2, dask: bool = False,
+        dask_address: str | None = None) -> dict:
+    """Call the pipeline flow with ``workers`` documents read at once (see :func:`task_runner_for`)."""
+    runner = task_runner_for(workers, dask, dask_address)
+    flow_with_runner = pipeline.with_options(task_runner=runner)
+    if not (dask or dask_address):
+        return flow_with_runner(corpus=corpus, out=out, model=model)
+    with api_visible_to_workers():
+        return flow_with_runner(corpus=corpus, out=out, model=model)
+
+
+@contextmanager
+def api_visible_to_workers() -> Iterator[str]:
+    """Export this process's Prefect API URL so Dask worker processes report to the same API.
+
+    Without ``PREFECT_API_URL`` each worker process would start its own temporary Prefect server.
+    When none is configured, Prefect's own temporary server (127.0.0.1) is started here instead of
+    at the flow's first API call; it stops when this process exits, as it would without Dask.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        server = SubprocessASGIServer()
+        server.start()
+        url = server.api_url
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous

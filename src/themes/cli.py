@@ -42,15 +42,24 @@ def run(
     corpus: Annotated[Path, typer.Option(help="Folder of PDFs (searched recursively).")] = SAMPLE_DIR,
     out: Annotated[Path, typer.Option(help="Output folder.")] = DEFAULT_OUT_DIR,
     model: Annotated[Optional[str], typer.Option(help="Model version or folder; default models/DEFAULT.")] = None,
-    workers: Annotated[int, typer.Option(help="Documents read at once (each in its own process).")] = 2,
+    workers: Annotated[int, typer.Option(
+        help="Documents read at once: threads, or local Dask worker processes with --dask.")] = 2,
+    dask: Annotated[bool, typer.Option(
+        "--dask", help="Read documents on a temporary local Dask cluster of --workers processes.")] = False,
+    dask_address: Annotated[str | None, typer.Option(
+        help="Scheduler of a running Dask cluster (tcp://HOST:8786) whose workers read the documents; "
+             "they must see --corpus and --out at the same paths.")] = None,
 ) -> None:
     """Run the whole pipeline over a folder of PDFs and print the theme table."""
     if not corpus.is_dir():
         raise typer.BadParameter(f"{corpus} is not a folder of PDFs.", param_hint="--corpus")
+    if dask and dask_address:
+        raise typer.BadParameter("give --dask (a local cluster) or --dask-address, not both.",
+                                 param_hint="--dask-address")
     quiet_prefect_defaults()
     from flows.pipeline import run as run_flow
 
-    result = run_flow(str(corpus), str(out), model, workers)
+    result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address)
     Console().print(prevalence_table(
         result["prevalence"],
         f"{result['documents_ok']} of {result['documents']} documents read, {result['pages']} pages, "
