@@ -217,7 +217,15 @@ def test_retrain_flow_runs_under_prefect(small_setup, tmp_path):
     models = tmp_path / "models"
     shutil.copytree(models_dir, models)
     before = registry.default_version(models)
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):
         result = retrain_flow(str(labels_dir), str(store), str(models), margin=1.0, **FAST)
-    assert result.promoted and registry.default_version(models) == result.version != before
-    assert registry.history(models)[-1]["reason"] == result.reason
+        assert result.promoted and registry.default_version(models) == result.version != before
+        assert registry.history(models)[-1]["reason"] == result.reason
+        from themes.cli import app
+
+        cli = CliRunner().invoke(app, ["retrain", "--labels", str(labels_dir), "--store", str(store),
+                                       "--models-dir", str(models), "--fast", "--no-promote"])
+    assert cli.exit_code == 0, cli.output
+    assert "| measure | champion | challenger |" in cli.output and "the default is unchanged" in cli.output
+    assert registry.default_version(models) == result.version and len(registry.list_versions(models)) == \
+        len(registry.list_versions(models_dir)) + 2
