@@ -20,12 +20,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from themes import aggregate as agg
-from themes import ingest, report, segment, store
+from themes import dedup, ingest, report, segment, store
 from themes.classify import score_passages
 from themes.codebook import load_codebook
 from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR
 from themes.registry import load_model
 from themes.types import Document, Passage
+
+
+#: The ``sections`` parameter: which review sections are counted.
+SECTION_CHOICES = {"all": None, "findings": agg.FINDINGS_SECTIONS}
 
 
 def find_pdfs(corpus: Path) -> list[Path]:
@@ -57,12 +61,11 @@ def classify_passages(passages: list[Passage], model: str | None):
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def write_results(out: Path, documents, passages, predictions, aggregates, html: str) -> list[Path]:
     written = store.write_outputs(
-        out, documents, passages, predictions,
-        {"document_themes": aggregates.document_themes, "prevalence": aggregates.prevalence,
-         "breakdowns": aggregates.breakdowns},
+        out, documents, passages, predictions, aggregates.csv_tables()
     )
+    report.write_workbook(out / "tables.xlsx", aggregates)
     report.write_report(out / "report.html", html)
-    return [*written, out / "report.html"]
+    return [*written, out / "tables.xlsx", out / "report.html"]
 
 
 @flow(name="themes-pipeline", log_prints=True)
@@ -71,6 +74,7 @@ def pipeline(
     out: str = str(DEFAULT_OUT_DIR),
     model: str | None = None,
     cache_dir: str | None = None,
+    sections: str = "all",
 ) -> dict:
     """Run ingest → segment → classify → aggregate → report over a folder of PDFs.
 
@@ -79,6 +83,7 @@ def pipeline(
         out: output folder (created); see README for the files it receives.
         model: model version or folder; default ``models/DEFAULT``.
         cache_dir: per-document cache; default ``<out>/cache``.
+        sections: "all" counts every section; "findings" counts analysis and learning only.
     """
     logger = get_run_logger()
     corpus_path, out_path = Path(corpus).resolve(), Path(out).resolve()
@@ -101,7 +106,13 @@ def pipeline(
     passages_df = store.passages_frame(passages)
     predictions_df = store.predictions_frame(scores)
     themes = list(loaded.model.themes_)
-    aggregates = agg.aggregate(documents_df, passages_df, predictions_df, themes)
+    boilerplate = dedup.find_boilerplate(passages_df)
+    logger.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
+    errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]
+    aggregates = agg.aggregate(
+        documents_df, passages_df, predictions_df, themes, errors=errors or None,
+        sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,
+    )
     labels = {t.id: t.label for t in load_codebook().themes}
     explanations = {
         (s.passage_id, t): loaded.model.explain(p.text, t)

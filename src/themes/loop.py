@@ -725,11 +725,7 @@ def save_candidate(result: Any, decision: dict, models_dir: Path = MODELS_DIR) -
     from themes.registry import save_model
     from themes.train import new_version
 
-    base = new_version(result.card)
-    version, n = base, 1
-    while (Path(models_dir) / version).exists():
-        n += 1
-        version = f"{base}-{n}"
+    version = new_version(result.card, Path(models_dir))
     result.card["challenge"] = {k: decision[k] for k in ("champion", "champion_f1", "challenger_f1", "margin",
                                                          "promote", "reason")}
     folder = save_model(result.model, result.card, version, Path(models_dir))

@@ -262,9 +262,18 @@ def sample_document_errors(
     return list(counts.values())
 
 
-def new_version(card: dict) -> str:
-    """A sortable version name: training date and the first characters of the data hash."""
-    return f"{card['trained_at'][:10]}-{card['training_data_hash'][:8]}"
+def new_version(card: dict, models_dir: Path | None = None) -> str:
+    """A sortable version name: training date and the first characters of the data hash.
+
+    With ``models_dir``, a suffix ("-2", "-3", ...) keeps the name from overwriting a saved version
+    trained on the same data the same day (other parameters, or another code version).
+    """
+    base = f"{card['trained_at'][:10]}-{card['training_data_hash'][:8]}"
+    version, n = base, 1
+    while models_dir is not None and (Path(models_dir) / version).exists():
+        n += 1
+        version = f"{base}-{n}"
+    return version
 
 
 def train_and_save(
@@ -280,7 +289,7 @@ def train_and_save(
         "the sample reviews in corpus/sample (written by the team, never trained on); a theme is found "
         "when enough passages are tagged (config.AGGREGATE.min_passages)"
     )
-    version = new_version(result.card)
+    version = new_version(result.card, models_dir)
     folder = save_model(result.model, result.card, version, models_dir)
     if make_default:
         set_default(version, models_dir)
