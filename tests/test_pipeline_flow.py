@@ -16,7 +16,9 @@ CONTRACT = {
     "documents.csv": ["doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year",
                       "review_type"],
     "document_themes.csv": ["doc_id", "theme", "present", "n_passages", "max_score"],
-    "prevalence.csv": ["theme", "n_documents", "n_present", "share", "ci_low", "ci_high"],
+    "prevalence.csv": ["theme", "n_documents", "n_present", "share", "ci_low", "ci_high",
+                       "adjusted_share", "adjusted_low", "adjusted_high"],
+    "breakdowns.csv": ["by", "group", "theme", "n_documents", "n_present", "share", "ci_low", "ci_high"],
 }
 
 
@@ -45,6 +47,8 @@ def test_pipeline_flow_writes_the_output_contract(run_output):
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert set(predictions["theme"]) >= set(CORE_THEMES)
     assert len(predictions) == len(passages) * predictions["theme"].nunique()
+    assert {"theme_a", "theme_b"} <= set(pd.read_csv(out / "cooccurrence.csv").columns)
+    assert "prevalence" in pd.ExcelFile(out / "tables.xlsx").sheet_names
     html = (out / "report.html").read_text()
     assert "<img" in html and "page" in html and "http://" not in html.replace("http://www.w3.org", "")
     assert result["documents"] == len(list(SAMPLE_DIR.glob("*.pdf")))

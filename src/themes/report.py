@@ -177,6 +177,10 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str 
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _count_words(n: int) -> str:
+    return {1: "one", 2: "two", 3: "three"}.get(int(n), str(n))
+
+
 def _a(href: str, text: str) -> str:
     return f'<a href="#{href}">{text}</a>'
 
@@ -405,8 +409,8 @@ blockquote{{margin:0.3em 0 0.2em 0;padding:0.4em 0.8em;background:#f5f7fa;border
 </style></head><body>
 <h1>Practice themes in {len(ok_docs)} documents</h1>
 <div class="rules"><p><b>How this was counted.</b> The unit is the document (review), as the Panel counts:
-a theme is present in a document when at least one counted passage scores above the theme's threshold
-(model <code>{html.escape(model_version)}</code>). Passage counts are shown beside document counts.</p>
+a theme is present in a document when at least {_count_words(settings.get("min_passages", 1))} counted
+passage(s) score above the theme's threshold (model <code>{html.escape(model_version)}</code>). Passage counts are shown beside document counts.</p>
 <ul>
 <li>Sections counted: <b>{sections_text}</b> ({settings.get("passages_counted", len(counted))} of
 {settings.get("passages_total", len(passages))} passages; {settings.get("passages_outside_sections", 0)} outside the
