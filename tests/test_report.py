@@ -48,7 +48,8 @@ def run():
     predictions = pd.DataFrame(predictions)
     dup = find_boilerplate(passages)
     errors = [ClassifierError(t, 8, 2, 9, 1) for t in THEMES[:3]]  # written_agreements: none measured
-    result = aggregate(documents, passages, predictions, THEMES, errors=errors, boilerplate=dup.dropped)
+    result = aggregate(documents, passages, predictions, THEMES, errors=errors, boilerplate=dup.dropped,
+                       min_passages=1)
     explanations = {("doc0-p0", "optimism_bias"): ["face value", "accepted"]}
     page = render_report(result, documents, passages, predictions, THEMES, "test-1", LABELS, explanations)
     return result, page
