@@ -27,7 +27,6 @@ from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR
 from themes.registry import load_model
 from themes.types import Document, Passage
 
-
 #: The ``sections`` parameter: which review sections are counted.
 SECTION_CHOICES = {"all": None, "findings": agg.FINDINGS_SECTIONS}
 
@@ -205,12 +204,8 @@ def task_runner_for(workers: int = 2, dask: bool = False, dask_address: str | No
     """
     if not (dask or dask_address):
         return ThreadPoolTaskRunner(max_workers=max(1, workers))
-    import dask as dask_lib
     from prefect_dask import DaskTaskRunner
 
-    # Ingest reads each PDF in a child process (to kill it on timeout); Dask's default daemonic
-    # worker processes may not have children.
-    dask_lib.config.set({"distributed.worker.daemon": False})
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(cluster_kwargs={
@@ -220,14 +215,19 @@ def task_runner_for(workers: int = 2, dask: bool = False, dask_address: str | No
 
 
 def run(corpus: str, out: str, model: str | None = None, workers: int = 2, dask: bool = False,
-        dask_address: str | None = None) -> dict:
-    """Call the pipeline flow with ``workers`` documents read at once (see :func:`task_runner_for`)."""
+        dask_address: str | None = None, sections: str = "all") -> dict:
+    """Call the pipeline flow with ``workers`` documents read at once (see :func:`task_runner_for`).
+
+    ``sections`` is the flow's section filter: a key of :data:`SECTION_CHOICES`.
+    """
+    if sections not in SECTION_CHOICES:
+        raise ValueError(f"Unknown sections {sections!r}: use one of {', '.join(SECTION_CHOICES)}.")
     runner = task_runner_for(workers, dask, dask_address)
     flow_with_runner = pipeline.with_options(task_runner=runner)
     if not (dask or dask_address):
-        return flow_with_runner(corpus=corpus, out=out, model=model)
+        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections)
     with api_visible_to_workers():
-        return flow_with_runner(corpus=corpus, out=out, model=model)
+        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections)
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 Starts ``prefect server start`` on 127.0.0.1, then serves these deployments from this process:
 
 - ``themes-run/pipeline``: the pipeline over a folder of PDFs (parameters: corpus, out, model,
-  workers, dask, dask_address), publishing the prevalence table and a run summary as artifacts;
+  workers, dask, dask_address, sections), publishing the prevalence table and a run summary as artifacts;
 - ``<flow>/retrain`` for the retrain flow, when ``flows/retrain.py`` exists.
 
 Optional: ``--interval S`` schedules an incremental pipeline run every S seconds; ``--watch S``
@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from themes.config import DEFAULT_OUT_DIR, PROJECT_ROOT, SAMPLE_DIR
 
@@ -58,6 +59,7 @@ def themes_run(
     workers: int = 2,
     dask: bool = False,
     dask_address: str | None = None,
+    sections: Literal["all", "findings"] = "all",
 ) -> dict:
     """Run the themes pipeline over a folder of PDFs (per-document progress is in its subflow's logs).
 
@@ -68,8 +70,17 @@ def themes_run(
         workers: documents read at once (threads, or local Dask worker processes with ``dask``).
         dask: read documents on a temporary local Dask cluster of ``workers`` processes.
         dask_address: scheduler of a running Dask cluster (``tcp://HOST:8786``) to read on instead.
+        sections: "all" counts every review section; "findings" only analysis and learning.
     """
-    return run(corpus, out, model or None, workers, dask=dask, dask_address=dask_address or None)
+    return run(
+        corpus,
+        out,
+        model or None,
+        workers,
+        dask=dask,
+        dask_address=dask_address or None,
+        sections=sections,
+    )
 
 
 def deployments(corpus: str, out: str, interval: float | None = None) -> list:

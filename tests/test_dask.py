@@ -36,7 +36,8 @@ def test_dask_results_equal_the_thread_runner(tmp_path):
         shutil.copy(pdf, corpus)
     # Separate outputs, so each has its own cache and the Dask workers really read every PDF.
     threads_out, dask_out = tmp_path / "threads", tmp_path / "dask"
-    with prefect_test_harness():
+    # The default 30 s start-up limit is too short on a busy 2-core machine (conftest sets 120 s).
+    with prefect_test_harness(server_startup_timeout=None):
         threads = run(str(corpus), str(threads_out), workers=2)
         on_dask = run(str(corpus), str(dask_out), workers=2, dask=True)
 

@@ -159,12 +159,14 @@ def test_serve_runs_the_deployment_with_parameters_and_stops_cleanly(served, tmp
         shutil.copy(pdf, corpus)
     deployment = _wait_for(lambda: _deployment_ready(served["url"], served["process"], served["log"]),
                            300, "the served deployment", poll_s=1)
-    assert {"corpus", "out", "model", "workers"} <= set(deployment.parameter_openapi_schema["properties"])
+    assert {"corpus", "out", "model", "workers", "sections"} <= set(
+        deployment.parameter_openapi_schema["properties"])
     assert served["pid_file"].read_text().split()[0] == str(served["process"].pid)
 
     with temporary_settings({PREFECT_API_URL: f"{served['url']}/api"}):
         flow_run = run_deployment(DEPLOYMENT, timeout=900, poll_interval=2,
-                                  parameters={"corpus": str(corpus), "out": str(out), "workers": 2})
+                                  parameters={"corpus": str(corpus), "out": str(out), "workers": 2,
+                                              "sections": "findings"})
         assert flow_run.state.is_completed(), served["log"].read_text()[-3000:]
         with get_client(sync_client=True) as client:
             children = client.read_flow_runs(
@@ -174,6 +176,7 @@ def test_serve_runs_the_deployment_with_parameters_and_stops_cleanly(served, tmp
                 key=ArtifactFilterKey(any_=[PREVALENCE_ARTIFACT, SUMMARY_ARTIFACT])))
                 if a.flow_run_id in run_ids}
 
+    assert [c.parameters["sections"] for c in children] == ["findings"]
     documents = pd.read_csv(out / "documents.csv")
     assert sorted(documents["file"]) == sorted(p.name for p in SAMPLE_PDFS[:2])
     assert (documents["status"] == "ok").all()

@@ -49,6 +49,8 @@ def run(
     dask_address: Annotated[str | None, typer.Option(
         help="Scheduler of a running Dask cluster (tcp://HOST:8786) whose workers read the documents; "
              "they must see --corpus and --out at the same paths.")] = None,
+    sections: Annotated[str, typer.Option(
+        help="Review sections counted: all, or findings (analysis and learning only).")] = "all",
 ) -> None:
     """Run the whole pipeline over a folder of PDFs and print the theme table."""
     if not corpus.is_dir():
@@ -57,9 +59,14 @@ def run(
         raise typer.BadParameter("give --dask (a local cluster) or --dask-address, not both.",
                                  param_hint="--dask-address")
     quiet_prefect_defaults()
+    from flows.pipeline import SECTION_CHOICES
     from flows.pipeline import run as run_flow
 
-    result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address)
+    if sections not in SECTION_CHOICES:
+        raise typer.BadParameter(f"{sections!r} is not one of: {', '.join(SECTION_CHOICES)}.",
+                                 param_hint="--sections")
+    result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
+                      sections=sections)
     Console().print(prevalence_table(
         result["prevalence"],
         f"{result['documents_ok']} of {result['documents']} documents read, {result['pages']} pages, "
