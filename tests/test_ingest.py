@@ -157,6 +157,7 @@ def test_ingest_two_column_page_read_column_by_column() -> None:
     text = doc.text
     assert doc.paragraphs[0].kind == "heading"
     assert doc.paragraphs[0].text == "Findings across the two columns of this page"
+    assert doc.paragraphs[1].text == "Part two"
     # Every left-column sentence comes before every right-column sentence.
     positions = [text.index(w) for w in ("Alpha one", "Alpha five", "Alpha eight",
                                          "Bravo one", "Bravo five", "Bravo eight")]  # fmt: skip
@@ -412,6 +413,12 @@ def test_ingest_metadata_from_cover_only() -> None:
 def test_ingest_area_and_type_cues(cover: str, area: str | None, rtype: str) -> None:
     assert ingest.area_from_text(cover) == area
     assert ingest.review_type_from_text(cover, cover) == rtype
+
+
+def test_ingest_council_names_area_only_on_a_cover() -> None:
+    assert ingest.area_from_text("Gateshead Borough Council\nInspection of services") == "Gateshead"
+    text = "Children told the\nChildren in Care Council about their plans."
+    assert ingest.area_from_text(text, cover=False) is None
 
 
 def test_ingest_manifest_overrides_everything(tmp_path: Path) -> None:

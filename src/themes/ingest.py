@@ -226,7 +226,11 @@ def _read_page(page: Any, number: int) -> _PageData:
     tables = _find_tables(deduped) if n_chars else []
     words: list[_Word] = []
     if n_chars:
-        raw = deduped.extract_words(extra_attrs=["size", "fontname"], keep_blank_chars=False)
+        # A tolerance relative to the font size splits words that tight justified text (LaTeX)
+        # sets less than pdfplumber's fixed 3 pt apart.
+        raw = deduped.extract_words(
+            extra_attrs=["size", "fontname"], keep_blank_chars=False, x_tolerance_ratio=0.15
+        )
         for w in raw:
             text = _clean_word(w["text"])
             if not text or not text.strip():
@@ -353,8 +357,8 @@ def _margin_split(
     return [(_line_of(r), r) for r in _rows(margin)], body
 
 
-def _find_gutter(rows: list[list[_Word]]) -> float | None:
-    """The x of a vertical gutter between two text columns, or None for a one-column page."""
+def _find_gutter(rows: list[list[_Word]]) -> tuple[float, float] | None:
+    """The x and width of a vertical gutter between two text columns, or None for one column."""
     if len(rows) < 6:
         return None
     x_left = min(w.x0 for r in rows for w in r)
@@ -374,7 +378,8 @@ def _find_gutter(rows: list[list[_Word]]) -> float | None:
             if c:
                 crossing[i] += 1
     lo, hi = int(0.3 * width), int(0.7 * width)
-    limit = 0.12 * len(rows)
+    # "No words cross it over most of the body": titles and centred lines may cross it.
+    limit = max(2.0, 0.15 * len(rows))
     best: tuple[int, int] | None = None
     start = None
     for i in range(lo, hi + 1):
@@ -403,7 +408,7 @@ def _find_gutter(rows: list[list[_Word]]) -> float | None:
         return None
     if statistics.median(left_ext) < 0.2 * width or statistics.median(right_ext) < 0.2 * width:
         return None
-    return gutter
+    return gutter, float(best[1] - best[0])
 
 
 @dataclass
@@ -435,16 +440,28 @@ def _item_lines(items: list[_Item], column: int) -> list[_Line]:
     return [line for _, line in out]
 
 
+def _row_spans(row: list[_Word], gutter: float, gutter_width: float) -> bool:
+    """Whether a row runs across the gutter (a centred title) rather than sitting in columns."""
+    if any(w.x0 < gutter - 1 and w.x1 > gutter + 1 for w in row):
+        return True
+    left = [w.x1 for w in row if w.x1 <= gutter + 1]
+    right = [w.x0 for w in row if w.x0 >= gutter - 1]
+    # Words either side of the gutter at ordinary word spacing belong to one line.
+    size = statistics.median(w.size for w in row) or 10.0
+    return bool(left and right) and min(right) - max(left) < min(0.6 * size, 0.8 * gutter_width)
+
+
 def _reading_order(words: list[_Word], tables: list[_Table]) -> list[_Line]:
     """Order a page's body into lines: one column top to bottom, or left then right column."""
     rows = _rows(words)
-    gutter = _find_gutter(rows)
+    found = _find_gutter(rows)
     items = [_Item(min(w.x0 for w in r), min(w.top for w in r), max(w.x1 for w in r),
                    max(w.bottom for w in r), words=r) for r in rows]  # fmt: skip
     items += [_Item(*t.bbox, table=t) for t in tables]
     items.sort(key=lambda it: it.top)
-    if gutter is None:
+    if found is None:
         return _item_lines(items, 0)
+    gutter, gutter_width = found
     lines: list[_Line] = []
     block: list[_Item] = []
     column = 0
@@ -473,7 +490,7 @@ def _reading_order(words: list[_Word], tables: list[_Table]) -> list[_Line]:
 
     for it in items:
         spans = (
-            any(w.x0 < gutter - 1 and w.x1 > gutter + 1 for w in it.words)
+            _row_spans(it.words, gutter, gutter_width)
             if it.words is not None
             else it.x0 < gutter - 2 and it.x1 > gutter + 2
         )
@@ -735,7 +752,7 @@ def metadata_from_filename(name: str) -> dict[str, Any]:
 
 
 _AREA_WORD = r"[A-Z][\w'’.&-]*"
-_AREA = rf"(?P<area>{_AREA_WORD}(?:[ \t]+(?:(?:and|of|upon|on|&)[ \t]+)?{_AREA_WORD})*)"
+_AREA = rf"(?P<area>{_AREA_WORD}(?:[ \t]+(?:(?:and|of|upon|on|with|&)[ \t]+)?{_AREA_WORD})*)"
 _AREA_CUES = [
     re.compile(
         rf"{_AREA}\s+(?:Local\s+)?Safeguarding\s+Children(?:['’]s)?\s+(?:Partnership|Board)"
@@ -753,9 +770,20 @@ _LEADING_NOISE = {
     "rapid", "learning", "this", "executive", "summary", "overview", "final", "and", "from",
     "safeguarding", "partnership", "board", "in", "to", "with", "version", "draft",
 }  # fmt: skip
+_AREA_PREFIXES = re.compile(
+    r"^(?:the\s+)?(?:royal\s+borough\s+of|london\s+borough\s+of|metropolitan\s+borough\s+of"
+    r"|borough\s+of|county\s+of|council\s+of\s+the|city\s+of(?!\s+london$))\s+",
+    re.IGNORECASE,
+)
+#: Last resort on a cover: "Gateshead Borough Council", "Telford and Wrekin Council".
+_COUNCIL_CUE = re.compile(
+    rf"^[ \t]*{_AREA}\s+(?:(?:Metropolitan\s+)?Borough\s+|County\s+|City\s+)?Council\b(?!\s+of)",
+    re.MULTILINE,
+)
 _AREA_SUFFIXES = re.compile(
     r"\s+(?:city\s+council|county\s+council|borough\s+council|metropolitan\s+borough\s+council"
-    r"|council|city|county)$",
+    r"|metropolitan\s+borough|metropolitan\s+district|district\s+metropolitan|metropolitan"
+    r"|district|council|city|county|borough)$",
     re.IGNORECASE,
 )
 
@@ -765,7 +793,7 @@ _TYPE_CUES: list[tuple[str, re.Pattern[str]]] = [
     ("rapid review", re.compile(r"\brapid\s+review\b", re.IGNORECASE)),
     ("LCSPR", re.compile(r"\blocal\s+child\s+safeguarding\s+practice\s+review\b|\bLCSPR\b", re.IGNORECASE)),
     ("SCR", re.compile(r"\bserious\s+case\s+review\b|\bSCR\b", re.IGNORECASE)),
-    ("other", re.compile(r"\binspection\s+of\b.{0,80}?\bchildren['’]s\s+services\b"
+    ("other", re.compile(r"\binspection\s+of\b.{0,80}?\bchildren['’]s\s+(?:social\s+care\s+)?services\b"
                          r"|\binspection\s+of\s+services\s+for\s+children\b",
                          re.IGNORECASE | re.DOTALL)),
     ("national review", re.compile(
@@ -785,14 +813,21 @@ def _tidy_area(raw: str) -> str | None:
         words.pop(0)
     while words and (words[-1].lower() in _SMALL_WORDS or words[-1].lower() == "local"):
         words.pop()
-    area = _AREA_SUFFIXES.sub("", " ".join(words)).strip(" ,.-")
+    area = _AREA_SUFFIXES.sub("", _AREA_PREFIXES.sub("", " ".join(words))).strip(" ,.-")
     if not area or len(area) > 60 or not area[0].isupper():
         return None
     return area
 
 
-def area_from_text(text: str) -> str | None:
-    """The partnership's area named in cover text, or None."""
+def area_from_text(text: str, cover: bool = True) -> str | None:
+    """The partnership's area named in cover text, or None.
+
+    Args:
+        text: the text to search.
+        cover: whether ``text`` is a cover page, where a line naming a council ("Gateshead
+            Borough Council") also names the area; elsewhere that is too often another body
+            ("Children in Care Council").
+    """
     m = _INSPECTION_RE.search(text)
     if m:
         area = _tidy_area(" ".join(m.group("area").split()))
@@ -805,7 +840,10 @@ def area_from_text(text: str) -> str | None:
             if area and (best is None or m.start() < best[0]):
                 best = (m.start(), area)
                 break
-    return best[1] if best else None
+    if best is not None:
+        return best[1]
+    m = _COUNCIL_CUE.search(text) if cover else None
+    return _tidy_area(m.group("area")) if m else None
 
 
 def review_type_from_text(cover: str, first_pages: str) -> str | None:
@@ -1168,7 +1206,7 @@ def _fill_metadata(
     doc.title = (_cover_title(page_lines[0], body_size) if page_lines else None) or _pdf_title(
         metadata
     )
-    area = area_from_text(cover) or area_from_text(first)
+    area = area_from_text(cover) or area_from_text(first, cover=False)
     if area:
         doc.area = area
     if doc.year is None:

@@ -142,10 +142,13 @@ RIGHT_COL = [
 
 
 def make_two_column() -> None:
-    """A title across the page, then two columns whose lines sit at the same heights."""
+    """A title across the page, a centred line, then two columns whose lines sit level."""
     c = _new("two_column.pdf")
     c.setFont(BOLD, 16)
     c.drawString(LEFT, HEIGHT - 90, "Findings across the two columns of this page")
+    # A short centred line whose word space falls on the gutter: still one line, not two.
+    c.setFont(BODY, 10)
+    c.drawCentredString(WIDTH / 2, HEIGHT - 110, "Part two")
     col_w = (WIDTH - 2 * LEFT - 24) / 2
     y0 = HEIGHT - 130
     _lines(c, LEFT_COL, y0, size=10, leading=13)
