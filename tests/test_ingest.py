@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -321,6 +322,17 @@ def _slow_ingest(path: Path, settings: object) -> Document:
     return ingest_pdf(path)
 
 
+def _crashing_ingest(path: Path, settings: object) -> Document:
+    """Stands in for a file that makes the PDF library kill its process."""
+    os._exit(3)
+
+
+def test_ingest_with_timeout_reports_a_crashed_worker() -> None:
+    doc = ingest_with_timeout(DATA / "numbered.pdf", func=_crashing_ingest)
+    _assert_one_sentence_error(doc, "numbered.pdf", "corrupt")
+    assert "exit code 3" in (doc.error or "")
+
+
 def test_ingest_with_timeout_returns_document_from_child() -> None:
     doc = ingest_with_timeout(DATA / "numbered.pdf")
     assert doc.status == "ok"
@@ -468,7 +480,7 @@ def test_ingest_many_real_pdf_corpus_never_crashes() -> None:
     probe = _probe_records(corpus)
     files = sorted(p for p in corpus.rglob("*") if p.is_file() and
                    (p.suffix.lower() == ".pdf" or p.name in probe))  # fmt: skip
-    settings = replace(INGEST, timeout_s=60.0)
+    settings = replace(INGEST, timeout_s=30.0)
     started = time.monotonic()
     docs = list(ingest_many(files, workers=2, settings=settings))
     elapsed = time.monotonic() - started

@@ -1228,7 +1228,23 @@ def _fill_metadata(
 
 IngestFunc = Callable[[Path, IngestSettings], Document]
 
-_WORKER_CODE = "from themes.ingest import _worker_main; _worker_main()"
+#: The worker's first message is the parent's sys.path, read before ``themes`` is imported so a
+#: parent that found ``themes`` through its own path finds it in the worker too.
+_WORKER_CODE = """
+import os, pickle, struct, sys
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            raise SystemExit(0)
+        data += chunk
+    return data
+(size,) = struct.unpack("!Q", read(8))
+sys.path[:] = list(dict.fromkeys(pickle.loads(read(size)) + sys.path))
+from themes.ingest import _worker_main
+_worker_main()
+"""
 #: A worker is replaced after this many files, so a slow leak in the PDF library stays bounded.
 _FILES_PER_WORKER = 50
 _HEADER = struct.Struct("!Q")
@@ -1273,10 +1289,6 @@ def _worker_main() -> None:
     threading.Thread(target=watch_parent, daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logging.getLogger("pdfminer").setLevel(logging.ERROR)
-    try:
-        sys.path[:] = list(dict.fromkeys([*_receive(inp), *sys.path]))
-    except EOFError:
-        return
     while True:
         try:
             path, settings, func = _receive(inp)
