@@ -281,3 +281,116 @@ def test_devset_ofsted_dev_locators_rebuild_from_shared() -> None:
         texts = rebuild([Locator.from_row(r) for r in rows], shared)
     rebuilt = sum(t is not None for t in texts)
     assert rebuilt >= 0.98 * len(rows), f"only {rebuilt} of {len(rows)} rebuilt"
+
+
+# --------------------------------------------------------------------------------------------
+# The targeted dev set (ofsted_targeted): likely positives and look-alike praise
+# --------------------------------------------------------------------------------------------
+
+
+def _toy_sentences() -> list[tuple[Locator, str]]:
+    """Sentences written for these tests: cue and praise sentences for each theme, 60 files."""
+    texts = [
+        "A written agreement was relied on although the father did not keep to it.",
+        "Safety plans are reviewed with families at every visit.",
+        "Workers are over-optimistic and cases close too early, before change is sustained.",
+        "Improvement has been sustained across the service this year.",
+        "Risk assessments do not consider the history of the family.",
+        "Assessments are thorough and consider the history of the family.",
+        "Information is not shared with schools before strategy discussions.",
+        "Police share information promptly with the front door.",
+        "The garden was large and the house was near the park.",
+    ]
+    out = []
+    for f in range(60):
+        for k, base in enumerate(texts):
+            text = f"In file {f} item {k}: {base[0].lower()}{base[1:]}"
+            out.append((Locator.of("ofsted", f"f{f:03d}.pdf", 1 + k, text, 0, len(text)), text))
+    return out
+
+
+def test_devset_select_targeted_pools_caps_and_exclusion() -> None:
+    sentences = _toy_sentences()
+    excluded = [loc for loc, _ in sentences[:9]]  # every sentence of file f000
+    cands = devset.select_targeted(
+        sentences, exclude=excluded, per_theme=10, praise=8, max_per_file=3, seed=1
+    )
+    pools: dict[str, int] = {}
+    per_file: dict[str, int] = {}
+    for c in cands:
+        pools[c.pool] = pools.get(c.pool, 0) + 1
+        per_file[c.locator.file] = per_file.get(c.locator.file, 0) + 1
+    assert pools == {
+        **{f"cue:{t}": 10 for t in CORE_THEMES},
+        **{f"praise:{t}": 2 for t in CORE_THEMES},
+    }
+    assert max(per_file.values()) <= 3 and "f000.pdf" not in per_file
+    for c in cands:
+        has_cue = bool(devset.CRITICISM_RE.search(devset.normalise(c.text)))
+        assert has_cue == c.pool.startswith("cue:"), c.text
+        assert "garden" not in c.text
+    assert cands == devset.select_targeted(
+        sentences, exclude=excluded, per_theme=10, praise=8, max_per_file=3, seed=1
+    )
+
+
+def test_devset_select_targeted_prefers_strong_phrases() -> None:
+    weak = "The plan was not clear about what the family would do next."
+    strong = "The risk assessment did not consider the history of violence."
+    sentences = []
+    for f in range(20):
+        for k, text in enumerate((weak, f"{strong} ({f})")):
+            sentences.append((Locator.of("ofsted", f"g{f}.pdf", k + 1, text, 0, len(text)), text))
+    cands = devset.select_targeted(sentences, per_theme=10, praise=0, max_per_file=1, seed=3)
+    risk = [c for c in cands if c.pool == "cue:weak_risk_assessment"]
+    assert len(risk) == 10 and all("history of violence" in c.text for c in risk)
+
+
+def test_devset_scan_cache_round_trips(tmp_path: Path) -> None:
+    pairs = [(loc, text) for loc, text in _toy_sentences()[:5]]
+    scan = devset.ScanResult(sentences=pairs, files=1, pages=5, seconds=2.5)
+    devset.save_scan(scan, tmp_path / "scan.jsonl")
+    assert devset.load_scan(tmp_path / "scan.jsonl") == scan
+    (tmp_path / "bad.jsonl").write_text('{"id": 1}\n')
+    with pytest.raises(ValueError, match="not a scan cache"):
+        devset.load_scan(tmp_path / "bad.jsonl")
+
+
+def test_devset_targeted_label_file_covers_its_candidates() -> None:
+    candidates_path = REAL / "ofsted_targeted.candidates.jsonl"
+    labels_path = REAL / "ofsted_targeted.a.jsonl"
+    if not labels_path.is_file():
+        pytest.skip(f"{labels_path.name} not written yet")
+    candidates = devset.read_jsonl(candidates_path)
+    labels = devset.read_jsonl(labels_path)
+    ids = [r["id"] for r in labels]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    assert set(ids) == {c["id"] for c in candidates}, "every candidate labelled, nothing else"
+    assert all(set(r["labels"]) <= set(CORE_THEMES) and r["annotator"] == "a" for r in labels)
+    assert all("text" not in r for r in candidates + labels), "real text must never be stored"
+    themes_of_pools = {c["pool"].split(":", 1)[1] for c in candidates}
+    assert {c["pool"].split(":", 1)[0] for c in candidates} == {"cue", "praise"}
+    assert themes_of_pools == set(CORE_THEMES)
+    per_file: dict[str, int] = {}
+    for c in candidates:
+        per_file[c["file"]] = per_file.get(c["file"], 0) + 1
+    assert max(per_file.values()) <= 3
+    earlier = devset.read_jsonl(REAL / "ofsted_dev.candidates.jsonl")
+    assert not {c["id"] for c in candidates} & {c["id"] for c in earlier}
+    assert not {c["sha1"] for c in candidates} & {c["sha1"] for c in earlier}
+
+
+@pytest.mark.slow
+def test_devset_ofsted_targeted_locators_rebuild_from_shared() -> None:
+    shared = shared_dir()
+    if shared is None or not (shared / "ofsted").is_dir():
+        pytest.skip("no ../shared/ofsted")
+    path = REAL / "ofsted_targeted.a.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not written yet")
+    rows = devset.read_jsonl(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        texts = rebuild([Locator.from_row(r) for r in rows], shared)
+    rebuilt = sum(t is not None for t in texts)
+    assert rebuilt >= 0.98 * len(rows), f"only {rebuilt} of {len(rows)} rebuilt"

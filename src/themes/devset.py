@@ -520,6 +520,33 @@ def scan_ofsted(
     return result
 
 
+def save_scan(scan: ScanResult, path: Path) -> None:
+    """Cache a scan's ``(locator, text)`` pairs as JSON lines (first line: the scan's counts).
+
+    The cache holds real text, so ``path`` must lie outside the project.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        head = {"files": scan.files, "pages": scan.pages, "seconds": scan.seconds}
+        out.write(json.dumps(head) + "\n")
+        for loc, text in scan.sentences:
+            out.write(json.dumps({**asdict(loc), "text": text}, ensure_ascii=False) + "\n")
+
+
+def load_scan(path: Path) -> ScanResult:
+    """A scan cached by :func:`save_scan`."""
+    rows = read_jsonl(path)
+    if not rows or "pages" not in rows[0]:
+        raise ValueError(f"{path} is not a scan cache: its first line lacks the scan counts.")
+    head, body = rows[0], rows[1:]
+    return ScanResult(
+        sentences=[(Locator.from_row(row), str(row["text"])) for row in body],
+        files=int(head["files"]),
+        pages=int(head["pages"]),
+        seconds=float(head["seconds"]),
+    )
+
+
 def select_candidates(
     sentences: Sequence[tuple[Locator, str]],
     n: int = 480,
@@ -588,6 +615,145 @@ def select_candidates(
             f"The candidates come from {len(files)} files; at least {min_files} are required "
             "(scan more files or pages)."
         )
+    picked = sorted(
+        chosen,
+        key=lambda i: (sentences[i][0].file, sentences[i][0].page, sentences[i][0].char_start),
+    )
+    return [Candidate(sentences[i][0], sentences[i][1], chosen[i]) for i in picked]
+
+
+#: Criticism cues of the targeted dev set: a sentence holding one may report a failing.
+CRITICISM_RE = re.compile(
+    r"\b(?:not|no|too|lack\w*|insufficient\w*|inconsistent\w*|weak\w*|poor\w*|limited|"
+    r"delay\w*|drift\w*|variable|rarely|over-reliance|without)\b"
+)
+
+#: Topic words of the targeted dev set: :data:`TOPIC_PATTERNS` widened for optimism and
+#: narrowed for written agreements (whose failing needs a written plan or agreement).
+TARGETED_TOPIC_PATTERNS: dict[str, re.Pattern[str]] = {
+    "optimism_bias": re.compile(
+        TOPIC_PATTERNS["optimism_bias"].pattern[:-1]
+        + r"|over-optimis|start again|fresh start|short-lived|not sustained|closed too early|"
+        r"step(?:s|ped|ping)? down|step-down)"
+    ),
+    "weak_risk_assessment": TOPIC_PATTERNS["weak_risk_assessment"],
+    "poor_information_sharing": TOPIC_PATTERNS["poor_information_sharing"],
+    "written_agreements": TOPIC_PATTERNS["written_agreements"],
+}
+
+#: Phrases that name a core theme's failing more closely than its topic words; sentences
+#: holding one are drawn first, so that the set finds as many real positives as exist.
+STRONG_TOPIC_PATTERNS: dict[str, re.Pattern[str]] = {
+    "optimism_bias": re.compile(
+        r"\b(?:over-optimis|optimis|overly positive|hope|face value|self-report|start again|"
+        r"fresh start|short-lived|not sustained|sustained change|sustainab|closed too|"
+        r"prematur|step(?:s|ped|ping)? down|step-down|re-referr|repeat|second or subsequent|"
+        r"subsequent (?:period|plan)|disguised|reassur|too early|too soon|too quickly)"
+    ),
+    "weak_risk_assessment": re.compile(
+        r"\b(?:risk assessment|assessments? of risk|analys|histor|chronolog|contingenc|"
+        r"threshold|reassess|re-assess|not updated|cumulative|risks? (?:is|are|were|was) not)"
+    ),
+    "poor_information_sharing": re.compile(
+        r"\b(?:information[- ]shar|shar\w* (?:of )?(?:relevant |key )?information|"
+        r"information (?:is|was|are|were) (?:not )?(?:shared|passed|exchanged)|"
+        r"exchange of information|strategy (?:discussion|meeting)|notif|mash\b|"
+        r"communication between|gps?\b|police)"
+    ),
+    "written_agreements": re.compile(
+        r"\b(?:written agreement|working agreement|safety plan|contract|agreements?\b|"
+        r"family plan|expectations? (?:letter|document))"
+    ),
+}
+
+
+def select_targeted(
+    sentences: Sequence[tuple[Locator, str]],
+    exclude: Iterable[Locator] = (),
+    per_theme: int = 80,
+    praise: int = 80,
+    max_per_file: int = 3,
+    seed: int = DEVSET_SEED,
+) -> list[Candidate]:
+    """Draw a targeted dev set: likely positives and the praise that looks like them.
+
+    For each core theme, up to ``per_theme`` sentences holding the theme's topic words
+    (:data:`TARGETED_TOPIC_PATTERNS`) and a criticism cue (:data:`CRITICISM_RE`), pool
+    ``"cue:<theme>"``; then ``praise`` sentences holding topic words and no cue, pool
+    ``"praise:<theme>"`` (even over the themes). In each pool, sentences holding one of the
+    theme's :data:`STRONG_TOPIC_PATTERNS` come first, in seeded random order, then the rest.
+
+    Boilerplate (the same sentence in three or more files), repeats and sentences that overlap
+    an ``exclude`` locator (an earlier dev set) are left out; at most ``max_per_file`` a file.
+
+    Returns candidates ordered by file, page and offset.
+    """
+    rng = random.Random(seed)
+    files_of_hash: dict[str, set[str]] = defaultdict(set)
+    for loc, _ in sentences:
+        files_of_hash[loc.sha1].add(loc.file)
+    excluded_spans: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
+    excluded_hashes: set[str] = set()
+    for loc in exclude:
+        excluded_spans[(loc.file, loc.page)].append((loc.char_start, loc.char_end))
+        excluded_hashes.add(loc.sha1)
+
+    def allowed(loc: Locator) -> bool:
+        if len(files_of_hash[loc.sha1]) >= 3 or loc.sha1 in excluded_hashes:
+            return False
+        spans = excluded_spans.get((loc.file, loc.page), [])
+        return not any(s < loc.char_end and loc.char_start < e for s, e in spans)
+
+    order = [i for i, (loc, _) in enumerate(sentences) if allowed(loc)]
+    rng.shuffle(order)
+    flats = {i: normalise(sentences[i][1]) for i in order}
+    per_file: dict[str, int] = defaultdict(int)
+    chosen: dict[int, str] = {}
+    seen_hashes: set[str] = set()
+
+    def take(index: int, pool: str) -> bool:
+        loc, _ = sentences[index]
+        if index in chosen or per_file[loc.file] >= max_per_file or loc.sha1 in seen_hashes:
+            return False
+        chosen[index] = pool
+        per_file[loc.file] += 1
+        seen_hashes.add(loc.sha1)
+        return True
+
+    def queue(theme: str, cue: bool) -> list[int]:
+        topical = [
+            i
+            for i in order
+            if TARGETED_TOPIC_PATTERNS[theme].search(flats[i])
+            and bool(CRITICISM_RE.search(flats[i])) == cue
+        ]
+        strong = [i for i in topical if STRONG_TOPIC_PATTERNS[theme].search(flats[i])]
+        strong_set = set(strong)
+        return strong + [i for i in topical if i not in strong_set]
+
+    themes = list(CORE_THEMES)
+    # Written agreements are rarest: they choose first so that no other pool takes them.
+    themes.sort(key=lambda t: t != "written_agreements")
+
+    def draw(kind: str, quotas: dict[str, int]) -> None:
+        queues = {t: queue(t, kind == "cue") for t in themes}
+        got = dict.fromkeys(themes, 0)
+        cursors = dict.fromkeys(themes, 0)
+        # Round-robin so that no theme uses up a file's allowance before the others.
+        while any(got[t] < quotas[t] and cursors[t] < len(queues[t]) for t in themes):
+            for theme in themes:
+                while got[theme] < quotas[theme] and cursors[theme] < len(queues[theme]):
+                    index = queues[theme][cursors[theme]]
+                    cursors[theme] += 1
+                    if take(index, f"{kind}:{theme}"):
+                        got[theme] += 1
+                        break
+
+    draw("cue", dict.fromkeys(themes, per_theme))
+    draw(
+        "praise",
+        {t: praise // len(themes) + (k < praise % len(themes)) for k, t in enumerate(themes)},
+    )
     picked = sorted(
         chosen,
         key=lambda i: (sentences[i][0].file, sentences[i][0].page, sentences[i][0].char_start),
