@@ -119,7 +119,12 @@ class Evaluation:
     markdown: str
 
 
-REAL_SETS = (("ofsted dev (real)", ("ofsted_dev.gold", "ofsted_dev.a")), ("seeds (real)", ("seeds.gold", "seeds.a")))
+#: Real-text sets (locators into ../shared): the first label file found is used (gold, else annotator a).
+REAL_SETS = (
+    ("ofsted dev (real)", ("ofsted_dev.gold", "ofsted_dev.a")),
+    ("ofsted targeted (real)", ("ofsted_targeted.gold", "ofsted_targeted.a")),
+    ("seeds (real)", ("seeds.gold", "seeds.a")),
+)
 
 
 def _real_set(names: Sequence[str]) -> pd.DataFrame | None:
