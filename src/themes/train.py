@@ -60,6 +60,52 @@ def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
     return frame
 
 
+#: Real labelled sentences (locators into ../shared/ofsted, annotator A) used for training when
+#: ../shared is present. Seeds are never trained on; they stay a pure evaluation set.
+REAL_TRAINING_SETS = ("ofsted_dev.a", "ofsted_targeted.a")
+
+
+def real_doc_id(file: str) -> str:
+    """The document id of a real report, so the same held-out rule splits real reports too."""
+    return f"ofsted:{file}"
+
+
+def load_real_training(names: Sequence[str] = REAL_TRAINING_SETS) -> pd.DataFrame:
+    """Real labelled sentences with their text rebuilt from ``../shared``; empty when it is absent.
+
+    Each report file is one document, so ``split`` holds out whole reports. Candidates drawn as
+    praise or at random that carry no label are hard or other negatives.
+    """
+    from themes.config import shared_dir
+    from themes.devset import load_real_labels
+
+    columns = ["id", "text", "labels", "doc", "section", "kind", "source", "annotator", "file"]
+    if shared_dir() is None:
+        return pd.DataFrame(columns=columns)
+    candidates = {}
+    for name in names:
+        stem = name.split(".")[0]
+        path = LABELS_DIR / "real" / f"{stem}.candidates.jsonl"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                candidates[row["id"]] = row.get("pool", "")
+    parts = []
+    for name in names:
+        frame = load_real_labels(name)
+        kind = [
+            "positive" if labels else ("other_negative" if candidates.get(i, "").startswith("random") else "hard_negative")
+            for i, labels in zip(frame["id"], frame["labels"])
+        ]
+        parts.append(pd.DataFrame({
+            "id": frame["id"], "text": frame["text"], "labels": frame["labels"],
+            "doc": frame["file"].map(real_doc_id), "section": None, "kind": kind,
+            "source": f"real:{name}", "annotator": frame["annotator"], "file": f"real/{name}.jsonl",
+        }))
+    real = pd.concat(parts, ignore_index=True)
+    return real.drop_duplicates("id").reset_index(drop=True)
+
+
 def is_heldout(doc: str) -> bool:
     """Whether a document belongs to the fixed held-out split (a stable hash of its id)."""
     digest = hashlib.sha1(doc.encode("utf-8")).hexdigest()
@@ -197,11 +243,14 @@ def train(
         cv = score("model", "cv (oof)", y_train, (oof >= thresholds).astype(int), themes,
                    list(train_df["kind"]))
         scores = [cv]
-        if len(held_df):
-            y_held = label_matrix(held_df["labels"], themes)
-            scores.append(score("model", "heldout", y_held, model.predict(list(held_df["text"])), themes,
-                                list(held_df["kind"])))
-            scores += baselines_on(held_df, themes, "heldout")
+        is_real = held_df["doc"].astype(str).str.startswith("ofsted:")
+        for split_name, part in (("heldout", held_df[~is_real]), ("heldout real reports", held_df[is_real])):
+            if not len(part):
+                continue
+            y_part = label_matrix(part["labels"], themes)
+            scores.append(score("model", split_name, y_part, model.predict(list(part["text"])), themes,
+                                list(part["kind"])))
+            scores += baselines_on(part, themes, split_name)
         curve = learning_curve(params, train_df, held_df, themes) if with_learning_curve and len(held_df) else None
     comparison = comparison_table(scores)
     card = {
@@ -278,12 +327,22 @@ def new_version(card: dict, models_dir: Path | None = None) -> str:
 
 def train_and_save(
     labels_dir: Path = LABELS_DIR, models_dir: Path = MODELS_DIR, params: dict | None = None,
-    make_default: bool = False, with_learning_curve: bool = True,
+    make_default: bool = False, with_learning_curve: bool = True, with_real: bool = True,
 ) -> tuple[Path, TrainResult]:
     """Train from a labels folder, save under ``models_dir/<version>``, optionally make it the default."""
     from themes.registry import save_model, set_default
 
-    result = train(load_labels(labels_dir), params=params, with_learning_curve=with_learning_curve)
+    written = load_labels(labels_dir)
+    real = load_real_training() if with_real else written.iloc[:0]
+    result = train(pd.concat([written, real], ignore_index=True), params=params,
+                   with_learning_curve=with_learning_curve)
+    real_train, real_held = split(real)
+    result.card["real_training"] = {
+        "sets": list(REAL_TRAINING_SETS) if len(real) else [],
+        "train_sentences": len(real_train), "heldout_sentences": len(real_held),
+        "note": "real Ofsted sentences (text rebuilt from ../shared, never stored) from the reports on the "
+        "training side of the fixed split; held-out reports and the seed sentences are evaluation only",
+    }
     result.card["document_errors"] = sample_document_errors(result.model)
     result.card["document_errors_source"] = (
         "the sample reviews in corpus/sample (written by the team, never trained on); a theme is found "
