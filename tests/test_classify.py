@@ -67,3 +67,86 @@ def test_classify_scope_marks_negated_words():
 def test_classify_rejects_labels_of_wrong_shape():
     with pytest.raises(ValueError, match="one column per theme"):
         ThemeClassifier(themes=THEMES).fit(["a", "b"], np.zeros((2, 3)))
+
+
+# -- the shipped default model tells a failing from a mention --------------------------------
+# Pairs written for this test (not in the training data): the same topic, once as a failing in
+# practice, once as good practice, a negation or another sense of the words.
+CONTRASTS = [
+    ("weak_risk_assessment",
+     "The assessment was never revisited after Mr X moved into the household, and his history of violence was not considered.",
+     "The assessment was revisited promptly after Mr X moved into the household and took full account of his history."),
+    ("weak_risk_assessment",
+     "Mother's account of the injury was accepted without any check with the hospital or the GP.",
+     "Mother's account of the injury was checked with the hospital and the GP, and both confirmed it."),
+    ("weak_risk_assessment",
+     "No one analysed what the three earlier referrals meant for the baby's safety; each was closed on its own.",
+     "The review panel met four times between March and June to consider the agency reports."),
+    ("poor_information_sharing",
+     "The school's concerns about the bruising were never passed on to children's social care.",
+     "The school passed its concerns about the bruising to children's social care the same afternoon."),
+    ("poor_information_sharing",
+     "Probation knew of Mr X's conviction but the health visitor was not told, and health was not invited to the strategy discussion.",
+     "A data sharing agreement between the three partners was signed in 2019 and renewed in 2022."),
+    ("poor_information_sharing",
+     "Nobody asked the GP what was known about Father's drinking before the case was closed.",
+     "The GP, the school and the police all contributed to the strategy discussion held the next day."),
+    ("optimism_bias",
+     "Practitioners believed Mother when she promised that this time things would be different, and the plan was ended.",
+     "Practitioners tested Mother's progress over six months, and the improvement was sustained before the plan ended."),
+    ("optimism_bias",
+     "Each new incident was treated as a fresh start, and the family's long history was put to one side.",
+     "The family's long history was set out in full at each review and informed every decision."),
+    ("optimism_bias",
+     "Two good home visits were taken as evidence that the family had turned a corner, and the case was closed.",
+     "Child A attended nursery three days a week and was described by staff as settled."),
+    ("written_agreements",
+     "A written agreement that Mr X would not stay at the flat was the only safety measure, and it was relied on to close the case.",
+     "The panel was in agreement that the review should cover the two years before Child A's death."),
+    ("written_agreements",
+     "Mother signed a safety plan promising to keep Father away from the baby, and practitioners took this as assurance.",
+     "The IDVA completed safety planning with Mother and referred her to the refuge."),
+    ("written_agreements",
+     "The contract of expectations with the parents was treated as protective although it had already been broken twice.",
+     "No written agreement was used in this case; the child protection plan set out what agencies would do."),
+]
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    from themes.registry import load_model
+
+    return load_model().model
+
+
+def test_classify_default_model_ranks_the_failing_above_the_mention(default_model):
+    ordered, at_threshold = 0, 0
+    for theme, failing, mention in CONTRASTS:
+        j = default_model.themes_.index(theme)
+        p_fail, p_mention = default_model.predict_proba([failing, mention])[:, j]
+        threshold = default_model.thresholds_[j]
+        ordered += p_fail > p_mention
+        at_threshold += (p_fail >= threshold) and (p_mention < threshold)
+    # Keyword search separates none of these pairs (both sides share the topic's words). The bars
+    # are the level the shipped model reaches (9 of 12 ranked, 6 of 12 split at the threshold, on
+    # 2026-11-23-d3030c00), so a regression fails here; the misses are listed in the notes, and a
+    # better model should raise these bars.
+    assert ordered >= 9, f"only {ordered} of {len(CONTRASTS)} pairs ranked the failing higher"
+    assert at_threshold >= 6, f"only {at_threshold} of {len(CONTRASTS)} pairs split by the threshold"
+
+
+def test_classify_cli_contract(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    lines = [json.dumps({"id": i, "text": failing, "extra": "ignored"}) for i, (_, failing, _) in enumerate(CONTRASTS[:3])]
+    out = subprocess.run([sys.executable, "-m", "themes.cli", "classify", "-"], input="\n".join(lines) + "\n",
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    records = [json.loads(line) for line in out]
+    assert [r["id"] for r in records] == [0, 1, 2]
+    from themes.config import CORE_THEMES
+
+    for r in records:
+        assert set(CORE_THEMES) <= set(r["scores"]) and all(0 <= v <= 1 for v in r["scores"].values())
+        assert set(r["themes"]) <= set(r["scores"])
