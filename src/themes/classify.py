@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -28,7 +29,7 @@ from themes.types import Passage, PassageScores
 
 # Cues that open a negation scope; the scope runs to the next clause break.
 _NEGATION_CUES = frozenset(
-    "not no never nobody none nothing neither nor without n't cannot lack lacked lacking absence".split()
+    ["not", "no", "never", "nobody", "none", "nothing", "neither", "nor", "without", "n't", "cannot", "lack", "lacked", "lacking", "absence"]
 )
 # Multi-word negation cues, matched on the lower-cased text before tokenising.
 _NEGATION_PHRASES = (
@@ -37,8 +38,7 @@ _NEGATION_PHRASES = (
 )
 # Cues that open a hedge / hypothetical / recommendation scope.
 _HEDGE_CUES = frozenset(
-    "should would could must may might ought recommend recommends recommended recommendation "
-    "ensure consider if".split()
+    ["should", "would", "could", "must", "may", "might", "ought", "recommend", "recommends", "recommended", "recommendation", "ensure", "consider", "if"]
 )
 _SCOPE_BREAKS = frozenset(list(",.;:!?()") + ["but", "however", "although", "though", "which", "whereas"])
 _TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|n't|[0-9]+|[,.;:!?()]")
@@ -79,11 +79,11 @@ def _identity(tokens: list[str]) -> list[str]:
 
 def _scope_analyzer(text: str) -> list[str]:
     tokens = scope_tokens(text)
-    return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
-@lru_cache(maxsize=None)
-def _model_factory(kind: str, C: float, class_weight: str | None):  # noqa: N803 (sklearn name)
+@cache
+def _model_factory(kind: str, C: float, class_weight: str | None):
     if kind == "svm":
         return lambda: LinearSVC(C=C / 8, class_weight=class_weight)
     return lambda: LogisticRegression(
@@ -109,7 +109,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self,
         themes: Sequence[str] = (),
         model: str = "logreg",
-        C: float = 8.0,  # noqa: N803 (sklearn name)
+        C: float = 8.0,
         use_scope: bool = True,
         use_words: bool = True,
         use_chars: bool = True,

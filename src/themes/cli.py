@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -41,7 +41,7 @@ def prevalence_table(rows: list[dict], title: str) -> Table:
 def run(
     corpus: Annotated[Path, typer.Option(help="Folder of PDFs (searched recursively).")] = SAMPLE_DIR,
     out: Annotated[Path, typer.Option(help="Output folder.")] = DEFAULT_OUT_DIR,
-    model: Annotated[Optional[str], typer.Option(help="Model version or folder; default models/DEFAULT.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version or folder; default models/DEFAULT.")] = None,
     workers: Annotated[int, typer.Option(
         help="Documents read at once: threads, or local Dask worker processes with --dask.")] = 2,
     dask: Annotated[bool, typer.Option(
@@ -78,16 +78,15 @@ def run(
 @app.command()
 def classify(
     input: Annotated[str, typer.Argument(help="JSON Lines with id and text; - for stdin.")] = "-",
-    model: Annotated[Optional[str], typer.Option(help="Model version or folder.")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version or folder.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Score JSON Lines {"id", "text"}: writes {"id", "scores", "themes"} per line."""
     from themes.classify import score_texts
     from themes.registry import load_model
 
     loaded = load_model(model)
-    stream = sys.stdin if input == "-" else open(input, encoding="utf-8")
-    with stream:
+    with sys.stdin if input == "-" else open(input, encoding="utf-8") as stream:
         records = []
         for n, line in enumerate(stream, start=1):
             if line.strip():
@@ -100,17 +99,18 @@ def classify(
                     ) from err
     proba, tagged = score_texts(loaded.model, [text for _, text in records])
     themes = loaded.model.themes_
-    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
-        for (rid, _), p_row, t_row in zip(records, proba, tagged):
-            sink.write(json.dumps({
-                "id": rid,
-                "scores": {t: round(float(p), 4) for t, p in zip(themes, p_row)},
-                "themes": [t for t, on in zip(themes, t_row) if on],
-            }) + "\n")
-    finally:
-        if output:
-            sink.close()
+    lines = [
+        json.dumps({
+            "id": rid,
+            "scores": {t: round(float(p), 4) for t, p in zip(themes, p_row)},
+            "themes": [t for t, on in zip(themes, t_row) if on],
+        }) + "\n"
+        for (rid, _), p_row, t_row in zip(records, proba, tagged)
+    ]
+    if output:
+        output.write_text("".join(lines), encoding="utf-8")
+    else:
+        sys.stdout.writelines(lines)
 
 
 @app.command()
@@ -133,8 +133,8 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Optional[str], typer.Option(help="Model version or folder.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write evaluation.json and evaluation.md here.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version or folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write evaluation.json and evaluation.md here.")] = None,
 ) -> None:
     """Score a model on the held-out documents and real-text sets, baselines beside it."""
     from themes.evaluate import evaluate_model
@@ -159,7 +159,7 @@ def models_list(models_dir: Path = MODELS_DIR) -> None:
 
 
 @models_app.command("show")
-def models_show(version: Annotated[Optional[str], typer.Argument()] = None, models_dir: Path = MODELS_DIR) -> None:
+def models_show(version: Annotated[str | None, typer.Argument()] = None, models_dir: Path = MODELS_DIR) -> None:
     """Print a model's card."""
     from themes.registry import CARD_MD, resolve
 

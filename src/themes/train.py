@@ -27,7 +27,14 @@ from threadpoolctl import threadpool_limits
 from themes import __version__
 from themes.classify import ThemeClassifier
 from themes.config import CODEBOOK_PATH, CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
-from themes.evaluate import Scores, best_thresholds, comparison_table, label_matrix, score, to_markdown
+from themes.evaluate import (
+    Scores,
+    best_thresholds,
+    comparison_table,
+    label_matrix,
+    score,
+    to_markdown,
+)
 
 HELDOUT_MODULUS = 5  # one document in five is held out
 MIN_POSITIVES = 20  # themes with fewer training positives are not modelled
@@ -178,7 +185,7 @@ def learning_curve(
     y_held = label_matrix(heldout["labels"], themes)
     rows = []
     for fraction in fractions:
-        keep = set(docs[: max(2, int(round(fraction * len(docs))))])
+        keep = set(docs[: max(2, round(fraction * len(docs)))])
         part = train[train["doc"].isin(keep)]
         y = label_matrix(part["labels"], themes)
         if (y.sum(axis=0) == 0).any():
