@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,14 +41,23 @@ from threadpoolctl import threadpool_limits
 from themes import embed
 from themes.classify import ThemeClassifier
 from themes.codebook import KeywordBaseline, PatternBaseline, load_codebook
-from themes.config import CORE_THEMES, LABELS_DIR, shared_dir
+from themes.config import CORE_THEMES, LABELS_DIR, PROJECT_ROOT, shared_dir
 from themes.embed import EmbeddingClassifier
 from themes.evaluate import best_thresholds, label_matrix, score, to_markdown
 from themes.registry import save_model
-from themes.train import load_labels, split, trainable_themes
+from themes.train import code_version, load_labels, split, trainable_themes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_SPLITS = 5
+#: Sources whose uncommitted edits would change these numbers.
+_MEASURED_SOURCES = tuple(
+    f"src/themes/{m}.py" for m in ("classify", "embed", "evaluate", "train", "codebook")
+) + (
+    "corpus/codebook.yaml",
+    "corpus/labels/passages-*",
+    "corpus/labels/real/ofsted_dev.*",
+    "corpus/labels/real/seeds.*",
+)
 SEED = 0
 #: Real-text label sets: the first file present of each tuple is used (gold, then annotator a, b).
 REAL_SETS = (
@@ -345,6 +355,22 @@ def real_error_counts(
     return pd.DataFrame(rows)
 
 
+def _src_dirty() -> bool:
+    """Whether the package sources differ from the committed version (results then name +dirty)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", *_MEASURED_SOURCES],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(out.strip())
+
+
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split()).replace("|", "/")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -427,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     meta = {
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": code_version() + ("+dirty" if _src_dirty() else ""),
         "n_train": len(train_df),
         "n_train_docs": int(train_df["doc"].nunique()),
         "n_heldout": len(held_df),
@@ -443,11 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# Theme classifier benchmark",
         "",
         (
-            f"Run {meta['run_at']}: {meta['n_train']} training passages ({meta['n_train_docs']} documents), "
+            f"Run {meta['run_at']} (code {meta['code_version']}): {meta['n_train']} training passages ({meta['n_train_docs']} documents), "
             f"{meta['n_heldout']} held-out ({meta['n_heldout_docs']} documents); {meta['folds']}; thresholds "
             "chosen per theme on the out-of-fold predictions; models then fitted on all training documents. "
             "macro_f1_core averages the four core themes; macro_f1_present only those with a positive in "
-            "the set (the real Ofsted set has no written-agreement positive). "
+            "the set (the real Ofsted set has no written-agreement positive). Rule baselines learn "
+            "nothing: their cv row is their output on the training documents. "
             f"Total run time {elapsed / 60:.1f} min."
         ),
         "",
