@@ -59,9 +59,23 @@ def cache_path(cache_dir: Path, doc_id: str) -> Path:
     return Path(cache_dir) / PIPELINE_CACHE_VERSION / f"{doc_id}.json"
 
 
-def save_cached(cache_dir: Path, document: Document, passages: list[Passage]) -> None:
-    """Cache one document's metadata and passages (not timeouts: a later run may have more time)."""
+#: Errors that say nothing lasting about the file, so are never cached: the next run tries again.
+#: A reader process killed from outside (the kernel's OOM killer picks the largest process, often
+#: a reader) ends its file as "crashed the reader process"; a later run may have more time or memory.
+_TRANSIENT_ERROR_MARKERS = ("crashed the reader process",)
+
+
+def is_transient_failure(document: Document) -> bool:
+    """Whether a document's error is a property of this run (timeout, killed reader), not the file."""
     if document.error_kind == "timeout":
+        return True
+    return document.status == "error" and any(m in (document.error or "") for m in _TRANSIENT_ERROR_MARKERS)
+
+
+def save_cached(cache_dir: Path, document: Document, passages: list[Passage]) -> None:
+    """Cache one document's metadata and passages; transient failures (timeouts, a killed reader
+    process) are not cached, so the next run reads the file again."""
+    if is_transient_failure(document):
         return
     meta = {k: v for k, v in dataclasses.asdict(document).items() if k != "paragraphs"}
     payload = {"document": meta, "passages": [dataclasses.asdict(p) for p in passages]}
