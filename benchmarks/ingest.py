@@ -114,6 +114,8 @@ class ModeResult:
     errors: list[dict[str, str]] = field(default_factory=list)
     slowest: list[tuple[str, float]] = field(default_factory=list)
     bad_pages: int = 0
+    load_before: str = ""
+    load_after: str = ""
 
 
 def _checkpoint_at(n_files: int) -> dict[int, float]:
@@ -164,6 +166,7 @@ def measure(mode: str, files: list[Path], pages: int, workers: int = 1) -> ModeR
     errors: list[dict[str, str]] = []
     timings: list[tuple[str, float]] = []
     bad_pages = 0
+    load_before = _load()
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
 
     def after(done: int) -> None:
@@ -204,6 +207,7 @@ def measure(mode: str, files: list[Path], pages: int, workers: int = 1) -> ModeR
         peak_rss_mib=proc_status_kib("VmHWM") / 1024, children_peak_rss_mib=children_peak,
         checkpoints=checkpoints, statuses=dict(statuses), errors=errors,
         slowest=sorted(timings, key=lambda t: -t[1])[:5], bad_pages=bad_pages,
+        load_before=load_before, load_after=_load(),
     )
 
 
@@ -211,6 +215,39 @@ def _timed(files: list[Path], func: Callable[[Path], Any], timings: list[tuple[s
     for path, result, seconds in _read_files(files, func):
         timings.append((path.name, seconds))
         yield path, result, seconds
+
+
+# -- paired comparisons -----------------------------------------------------------------------
+
+def paired(files: list[Path]) -> dict[str, Any]:
+    """Ratios that drift in the machine's load cannot bias: ours and the bare loop alternate file
+    by file (which goes first alternates too), then ``ingest_many`` with 1 and 2 workers back to
+    back on the same files."""
+    from themes.ingest import ingest_many, ingest_pdf
+
+    totals = {"bare": [0.0, 0.0], "ours": [0.0, 0.0]}
+    readers: dict[str, Callable[[Path], Any]] = {"bare": _bare_pdfplumber, "ours": ingest_pdf}
+    for i, path in enumerate(files):
+        for name in ("bare", "ours") if i % 2 == 0 else ("ours", "bare"):
+            wall, cpu = time.perf_counter(), time.process_time()
+            readers[name](path)
+            totals[name][0] += time.perf_counter() - wall
+            totals[name][1] += time.process_time() - cpu
+    pool: dict[int, float] = {}
+    loads: dict[int, str] = {}
+    for workers in (1, 2):
+        loads[workers] = _load()
+        start = time.perf_counter()
+        for _ in ingest_many(files, workers=workers):
+            pass
+        pool[workers] = time.perf_counter() - start
+    return {
+        "files": [f.name for f in files],
+        "bare_wall_s": totals["bare"][0], "bare_cpu_s": totals["bare"][1],
+        "ours_wall_s": totals["ours"][0], "ours_cpu_s": totals["ours"][1],
+        "pool_wall_s": {str(k): v for k, v in pool.items()},
+        "pool_load": {str(k): v for k, v in loads.items()},
+    }
 
 
 # -- orchestration ----------------------------------------------------------------------------
@@ -345,7 +382,7 @@ def _rate(r: ModeResult) -> tuple[float, float]:
 
 
 def to_markdown(info: dict[str, Any], results: list[ModeResult], flow: dict | None,
-                profile: dict | None) -> str:
+                profile: dict | None, pairs: dict | None = None) -> str:
     """The benchmark's results as a Markdown page."""
     by_mode = {(r.mode, r.workers): r for r in results}
     lines = [
@@ -359,8 +396,8 @@ def to_markdown(info: dict[str, Any], results: list[ModeResult], flow: dict | No
         "## Speed and memory",
         "",
         ("| reader | pages/s (wall) | pages/s (CPU) | wall s | peak RSS MiB | largest reader MiB "
-        "| RSS MiB after 25% / 50% / 100% |"),
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| RSS MiB after 25% / 50% / 100% | load avg before → after |"),
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
         wall_rate, cpu_rate = _rate(r)
@@ -371,9 +408,11 @@ def to_markdown(info: dict[str, Any], results: list[ModeResult], flow: dict | No
         )
         kids = f"{r.children_peak_rss_mib:.0f}" if r.mode == "pool" else "–"
         lines.append(f"| {label} | {wall_rate:.1f} | {cpu_rate:.1f} | {r.wall_s:.0f} | "
-                     f"{r.peak_rss_mib:.0f} | {kids} | {growth} |")
+                     f"{r.peak_rss_mib:.0f} | {kids} | {growth} | {r.load_before.split()[0]} → "
+                     f"{r.load_after.split()[0]} |")
     bare, ours = by_mode.get(("bare", 1)), by_mode.get(("ours", 1))
-    lines += ["", "Targets:", ""]
+    lines += ["", ("Targets (the rows above ran one after another, so a change in other jobs' load "
+              "between rows moves these ratios; the paired figures below do not drift):"), ""]
     if bare and ours:
         lines.append(f"- ours (1 worker) / bare pdfplumber: {_rate(ours)[0] / _rate(bare)[0]:.2f}× wall, "
                      f"{_rate(ours)[1] / _rate(bare)[1]:.2f}× CPU (target ≥ 0.8×).")
@@ -381,6 +420,17 @@ def to_markdown(info: dict[str, Any], results: list[ModeResult], flow: dict | No
         if r.mode == "pool" and ours:
             lines.append(f"- {r.workers} workers / 1 worker: {_rate(r)[0] / _rate(ours)[0]:.2f}× wall "
                          f"(target ≥ 1.7× for 2).")
+    if pairs:
+        pool = pairs["pool_wall_s"]
+        lines += [
+            (f"- Paired, on {len(pairs['files'])} files spread over the corpus: ours / bare "
+            f"{pairs['bare_wall_s'] / pairs['ours_wall_s']:.2f}× wall, "
+            f"{pairs['bare_cpu_s'] / pairs['ours_cpu_s']:.2f}× CPU (files alternate between the two "
+            f"readers); ingest_many 2 workers / 1 worker {pool['1'] / pool['2']:.2f}× wall "
+            f"({pool['1']:.0f} s → {pool['2']:.0f} s, run back to back; load average "
+            f"{pairs['pool_load']['1'].split()[0]} and {pairs['pool_load']['2'].split()[0]} at their "
+            "starts)."),
+        ]
     peak = max([r.peak_rss_mib for r in results] + [r.peak_rss_mib + r.children_peak_rss_mib * r.workers
                                                      for r in results if r.mode == "pool"])
     lines.append(f"- Peak memory: {peak:.0f} MiB at most (pool: parent plus workers × largest "
@@ -444,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flow-files", type=int, default=40, help="files for the re-run timing (0: skip)")
     parser.add_argument("--flow-workers", type=int, default=2)
     parser.add_argument("--profile-files", type=int, default=3, help="files to profile (0: skip)")
+    parser.add_argument("--paired-files", type=int, default=20,
+                        help="files spread over the corpus for the paired comparisons (0: skip)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for ingest.md/.json")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -476,6 +528,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{_rate(r)[1]:.1f} pages/s CPU, {r.wall_s:.0f} s, peak {r.peak_rss_mib:.0f} MiB, "
                   f"checkpoints {[round(c.rss_mib) for c in r.checkpoints]}, {r.statuses}", flush=True)
 
+    pairs = None
+    if args.paired_files:
+        step = max(1, len(files) // args.paired_files)
+        pairs = paired(files[::step][: args.paired_files])
+        print(f"paired: {pairs}", flush=True)
     flow = None
     if args.flow_files:
         flow = time_flow_twice(files[: args.flow_files], args.flow_workers)
@@ -487,11 +544,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(profile["own_time_by_library"], flush=True)
 
     info["load_after"] = _load()
-    markdown = to_markdown(info, results, flow, profile)
+    markdown = to_markdown(info, results, flow, profile, pairs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ingest.md").write_text(markdown, encoding="utf-8")
     (args.out / "ingest.json").write_text(json.dumps(
-        {"info": info, "results": [asdict(r) for r in results], "flow": flow, "profile": profile},
+        {"info": info, "results": [asdict(r) for r in results], "flow": flow, "profile": profile,
+         "paired": pairs},
         indent=1), encoding="utf-8")
     print(markdown)
     return 0
