@@ -238,6 +238,31 @@ def _reader_processes(pid: int) -> list[int]:
     return readers
 
 
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open, i.e. is reading it now."""
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            if Path(os.readlink(fd)) == path:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _long_review(path: Path, pages: int = 30) -> None:
+    """A plain review long enough (a few seconds' reading) to kill its reader mid-file."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for page in range(1, pages + 1):
+        for line in range(45):
+            pdf.drawString(72, 770 - 15 * line, f"{page}.{line} The social worker visited the family "
+                           "and recorded that the mother was engaging well with the plan.")
+        pdf.showPage()
+    pdf.save()
+
+
 def test_incremental_killed_reader_process_is_read_again_next_run(tmp_path):
     # The kernel's OOM killer picks the largest process, often a PDF reader: that file ends the run
     # as an error, but it is not the file's fault, so the next run must read it again.
@@ -245,32 +270,32 @@ def test_incremental_killed_reader_process_is_read_again_next_run(tmp_path):
     corpus.mkdir()
     for name in (*CORPUS_FILES, SPARE):
         shutil.copy2(SAMPLE_DIR / name, corpus / name)
+    long_review = corpus / "2023_longshire_lcspr_child-z.pdf"
+    _long_review(long_review)
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONUNBUFFERED": "1"}
     env.pop("PREFECT_API_URL", None)
 
     first = _themes_run(corpus, out, env, tmp_path / "first.log")
     deadline = time.monotonic() + 300
-    seen: dict[int, float] = {}
     try:
-        while True:  # kill a reader that has been reading for a second, i.e. mid-file
+        while True:  # kill the reader while it has the long review open, i.e. mid-file
             assert first.poll() is None, (tmp_path / "first.log").read_text()
-            assert time.monotonic() < deadline, "no reader process lived 1 s within 300 s"
-            now = time.monotonic()
-            old = [pid for pid in _reader_processes(first.pid) if now - seen.setdefault(pid, now) > 1.0]
-            if old:
+            assert time.monotonic() < deadline, "no reader opened the long review within 300 s"
+            busy = [pid for pid in _reader_processes(first.pid) if _holds_open(pid, long_review)]
+            if busy:
                 try:
-                    os.kill(old[0], signal.SIGKILL)
+                    os.kill(busy[0], signal.SIGKILL)
                     break
                 except ProcessLookupError:
                     pass
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert first.wait(timeout=900) == 0, (tmp_path / "first.log").read_text()[-3000:]
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
     crashed = pd.read_csv(out / "documents.csv").query("status != 'ok'")
-    assert len(crashed) == 1, "the killed reader's file should end the first run as an error"
+    assert list(crashed["file"]) == [long_review.name], "the killed reader's file should be the one error"
 
     second = _themes_run(corpus, out, env, tmp_path / "second.log")
     assert second.wait(timeout=900) == 0, (tmp_path / "second.log").read_text()[-3000:]

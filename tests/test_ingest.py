@@ -367,6 +367,23 @@ def test_ingest_many_hung_worker_does_not_stall_the_rest(tmp_path: Path) -> None
     assert docs[-1].file == "slow.pdf"
 
 
+def test_ingest_many_replaces_an_idle_reader_that_died_between_files() -> None:
+    # The OOM killer or a user can kill a reader while it waits for its next file; that file
+    # must still be read, not reported as broken.
+    import psutil
+
+    docs = ingest_many([DATA / "numbered.pdf", DATA / "table.pdf"], workers=1)
+    first = next(docs)
+    readers = [c for c in psutil.Process().children() if "_worker_main" in " ".join(c.cmdline())]
+    assert readers, "the reader process should wait, idle, for the next file"
+    for reader in readers:
+        reader.kill()
+    psutil.wait_procs(readers, timeout=10)
+    second = next(docs)
+    assert (first.status, second.status) == ("ok", "ok"), second.error
+    assert second.file == "table.pdf"
+
+
 # --- metadata -----------------------------------------------------------------------------------
 
 

@@ -1353,6 +1353,32 @@ def _failed(path: Path, kind: str, message: str) -> Document:
     return _error(doc, kind, message)
 
 
+def _start(worker: _Worker, path: Path, settings: IngestSettings, func: IngestFunc) -> bool:
+    """Hand ``path`` to ``worker``; False (and the worker stopped) if its process has gone."""
+    try:
+        worker.start(path, settings, func)
+        return True
+    except OSError:
+        worker.path = None
+        worker.stop()
+        return False
+
+
+def _started(idle: _Worker | None, path: Path, settings: IngestSettings, func: IngestFunc) -> _Worker | None:
+    """A worker reading ``path``: the idle one if it is still alive, else a fresh one.
+
+    An idle worker can have died between files (the OOM killer, a user's kill); that says nothing
+    about the next file, so it gets a fresh process. None if a fresh process cannot take it either.
+    """
+    if idle is not None and _start(idle, path, settings, func):
+        return idle
+    try:
+        fresh = _Worker()
+    except OSError:
+        return None
+    return fresh if _start(fresh, path, settings, func) else None
+
+
 def ingest_many(
     paths: Iterable[Path | str],
     workers: int = 1,
@@ -1378,12 +1404,9 @@ def ingest_many(
     try:
         while pending or busy:
             while pending and len(busy) < n_workers:
-                worker = idle.pop() if idle else _Worker()
                 path = pending.popleft()
-                try:
-                    worker.start(path, settings, func)
-                except OSError:
-                    worker.stop()
+                worker = _started(idle.pop() if idle else None, path, settings, func)
+                if worker is None:
                     yield _failed(path, "corrupt", f"{path.name} could not be sent to a reader "
                                   "process (it exited at start).")  # fmt: skip
                     continue

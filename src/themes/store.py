@@ -62,7 +62,7 @@ def cache_path(cache_dir: Path, doc_id: str) -> Path:
 #: Errors that say nothing lasting about the file, so are never cached: the next run tries again.
 #: A reader process killed from outside (the kernel's OOM killer picks the largest process, often
 #: a reader) ends its file as "crashed the reader process"; a later run may have more time or memory.
-_TRANSIENT_ERROR_MARKERS = ("crashed the reader process",)
+_TRANSIENT_ERROR_MARKERS = ("crashed the reader process", "exited at start")
 
 
 def is_transient_failure(document: Document) -> bool:
