@@ -11,9 +11,9 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="themes-prefect-")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-import pytest  # noqa: E402
+import pytest
 
-from themes.config import shared_dir  # noqa: E402
+from themes.config import shared_dir
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 import json
 from collections import Counter
 
-import pandas as pd
 import pytest
 
 from themes.config import CORE_THEMES
