@@ -444,6 +444,25 @@ def test_ingest_area_and_type_cues(cover: str, area: str | None, rtype: str) -> 
     assert ingest.review_type_from_text(cover, cover) == rtype
 
 
+def test_ingest_area_from_an_inspection_headline() -> None:
+    cover = "Northmere\nInspection of services for children\nChildren’s services in North Mere require\nimprovement"
+    assert ingest.area_from_text(cover) == "North Mere"
+
+
+@pytest.mark.parametrize(
+    ("cover", "year"),
+    [
+        ("Inspection dates: 14 November 2016 to 8 December 2016\nReport published: 13 February 2017", 2017),
+        ("Child D\nAugust 2019\nDate of publication: March 2021", 2021),
+        ("Child D\nAugust 2019\nPublished 2020", 2020),
+        ("Child D\nAugust 2019", 2019),
+    ],
+)  # fmt: skip
+def test_ingest_year_is_the_publication_year_when_stated(cover: str, year: int) -> None:
+    # Reviews and reports are filed under the year they were published, not the year of the events.
+    assert ingest.year_from_text(cover, cover) == year
+
+
 def test_ingest_council_names_area_only_on_a_cover() -> None:
     assert ingest.area_from_text("Gateshead Borough Council\nInspection of services") == "Gateshead"
     text = "Children told the\nChildren in Care Council about their plans."

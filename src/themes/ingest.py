@@ -36,10 +36,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import groupby, pairwise
+from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -198,24 +198,44 @@ def _inside(word: _Word, box: BBox) -> bool:
     return box[0] - 1 <= cx <= box[2] + 1 and box[1] - 1 <= cy <= box[3] + 1
 
 
+def _chains(objs: list[dict], attr: str, tolerance: float) -> Iterator[list[dict]]:
+    """``objs`` sorted by ``attr`` and cut wherever the next value is more than ``tolerance`` on."""
+    objs = sorted(objs, key=itemgetter(attr))
+    chain = [objs[0]]
+    for obj in objs[1:]:
+        if obj[attr] <= chain[-1][attr] + tolerance:
+            chain.append(obj)
+        else:
+            yield chain
+            chain = [obj]
+    yield chain
+
+
 def _dedupe_chars(page: Any, tolerance: float = 1.0) -> Any:
     """The page without "fake bold" duplicates: same glyph, font and size within ``tolerance``.
 
-    Same rule as pdfplumber's ``Page.dedupe_chars``, which restores the order with
-    ``list.index`` and so takes quadratic time (0.4 s on a 3,000-character page).
+    Same rule as pdfplumber's ``Page.dedupe_chars`` (cluster by ``doctop``, then by ``x0``, keep the
+    top-left char of each cluster), which restores the order with ``list.index`` and so takes
+    quadratic time. Here a glyph seen once on the page, or never twice on one line, costs nothing.
     """
-    from pdfplumber.utils.clustering import cluster_objects
-
     chars = page.chars
-    key = itemgetter("upright", "text", "fontname", "size")
-    keep: set[int] = set()
-    for _, group in groupby(sorted(chars, key=lambda c: tuple(map(str, key(c)))), key=key):
-        for y_cluster in cluster_objects(list(group), itemgetter("doctop"), tolerance):
-            for x_cluster in cluster_objects(y_cluster, itemgetter("x0"), tolerance):
-                keep.add(id(min(x_cluster, key=itemgetter("doctop", "x0"))))
-    if len(keep) == len(chars):
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for char in chars:
+        groups[(char["upright"], char["text"], char["fontname"], char["size"])].append(char)
+    drop: set[int] = set()
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        for line in _chains(group, "doctop", tolerance):
+            if len(line) < 2:
+                continue
+            for cluster in _chains(line, "x0", tolerance):
+                if len(cluster) > 1:
+                    kept = min(cluster, key=itemgetter("doctop", "x0"))
+                    drop.update(id(c) for c in cluster if c is not kept)
+    if not drop:
         return page
-    return page.filter(lambda obj: obj.get("object_type") != "char" or id(obj) in keep)
+    return page.filter(lambda obj: obj.get("object_type") != "char" or id(obj) not in drop)
 
 
 def _read_page(page: Any, number: int) -> _PageData:
@@ -764,6 +784,10 @@ _INSPECTION_RE = re.compile(
     r"Inspection\s+of\s+(?:the\s+)?(?P<area>.{2,60}?)\s+local\s+authority\s+children['’]s\s+services",
     re.IGNORECASE | re.DOTALL,
 )
+#: An inspection's headline judgement: "Children's services in Cheshire East require improvement".
+_SERVICES_IN_RE = re.compile(
+    rf"Children['’]s\s+services\s+in\s+{_AREA}\s+(?:are|is|require|requires|remain|remains|have|has)\b"
+)
 _LEADING_NOISE = {
     "the", "a", "an", "review", "report", "annual", "published", "by", "for", "of", "on",
     "commissioned", "inspection", "serious", "case", "local", "child", "children", "practice",
@@ -800,6 +824,13 @@ _TYPE_CUES: list[tuple[str, re.Pattern[str]]] = [
         r"\bchild\s+safeguarding\s+practice\s+review\s+panel\b|\bnational\s+review\b", re.IGNORECASE)),
 ]  # fmt: skip
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+#: "Report published: 13 February 2017", "Date of publication: March 2021": the year a review is
+#: filed under, which can differ from the year its events or inspection took place.
+_PUBLISHED_RE = re.compile(
+    rf"\b(?:published(?:\s+on)?|publication\s+date|date\s+of\s+publication)\s*:?\s*"
+    rf"(?:\d{{1,2}}(?:st|nd|rd|th)?\s+)?(?:(?:{_MONTHS})\s+)?((?:19|20)\d{{2}})\b",
+    re.IGNORECASE,
+)
 _MONTH_YEAR_RE = re.compile(rf"\b(?:{_MONTHS})\s+((?:19|20)\d{{2}})\b", re.IGNORECASE)
 _YEAR_RE = re.compile(r"(?<![\d.,/])((?:19[89]|20[0-4])\d)(?![\d.,/])")
 
@@ -828,9 +859,9 @@ def area_from_text(text: str, cover: bool = True) -> str | None:
             Borough Council") also names the area; elsewhere that is too often another body
             ("Children in Care Council").
     """
-    m = _INSPECTION_RE.search(text)
-    if m:
-        area = _tidy_area(" ".join(m.group("area").split()))
+    for strong in (_INSPECTION_RE, _SERVICES_IN_RE):
+        m = strong.search(text)
+        area = _tidy_area(" ".join(m.group("area").split())) if m else None
         if area:
             return area
     best: tuple[int, str] | None = None
@@ -860,11 +891,13 @@ def review_type_from_text(cover: str, first_pages: str) -> str | None:
 
 
 def year_from_text(cover: str, first_pages: str) -> int | None:
-    """Year of the review from a "Month YYYY" on the cover, else any year on the cover or pages 1–3."""
-    for text in (cover, first_pages):
-        m = _MONTH_YEAR_RE.search(text)
-        if m:
-            return int(m.group(1))
+    """Year of the review: its publication date, else a "Month YYYY" on the cover, else any year
+    on the cover or pages 1–3."""
+    for pattern in (_PUBLISHED_RE, _MONTH_YEAR_RE):
+        for text in (cover, first_pages):
+            m = pattern.search(text)
+            if m:
+                return int(m.group(1))
     for text in (cover, first_pages):
         m = _YEAR_RE.search(text)
         if m:
