@@ -20,7 +20,7 @@ import pandas as pd
 from themes.types import Document, Passage, PassageScores
 
 #: Bump when ingest or segment change what they produce, so cached documents are rebuilt.
-PIPELINE_CACHE_VERSION = "ingest-2"
+PIPELINE_CACHE_VERSION = "ingest-3"
 
 DOCUMENT_COLUMNS = [
     "doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year", "review_type",
