@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,7 @@ from themes import aggregate as agg
 from themes import dedup, ingest, report, segment, store
 from themes.classify import score_passages
 from themes.codebook import load_codebook
-from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR
+from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, IngestSettings
 from themes.registry import load_model
 from themes.types import Document, Passage
 
@@ -37,14 +38,19 @@ def find_pdfs(corpus: Path) -> list[Path]:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="read {path.name}")
-def read_document(path: Path, corpus: Path, cache_dir: Path) -> tuple[Document, list[Passage], bool]:
-    """Ingest and segment one PDF, or take it from the content-hash cache."""
+def read_document(
+    path: Path, corpus: Path, cache_dir: Path, settings: IngestSettings = INGEST
+) -> tuple[Document, list[Passage], bool]:
+    """Ingest and segment one PDF, or take it from the content-hash cache.
+
+    A scan cached as ``no_text_layer`` is read again when this run OCRs scans.
+    """
     rel = str(path.relative_to(corpus))
     doc_id = ingest.doc_id_of(path)
     cached = store.load_cached(cache_dir, doc_id, rel)
-    if cached:
+    if cached and not (settings.ocr and cached[0].error_kind == "no_text_layer"):
         return (*cached, True)
-    document = ingest.ingest_with_timeout(path, INGEST)
+    document = ingest.ingest_with_timeout(path, settings)
     document.file = rel
     passages = segment.segment(document)
     store.save_cached(cache_dir, document, passages)
@@ -74,6 +80,7 @@ def pipeline(
     model: str | None = None,
     cache_dir: str | None = None,
     sections: str = "all",
+    ocr: bool = False,
 ) -> dict:
     """Run ingest → segment → classify → aggregate → report over a folder of PDFs.
 
@@ -83,13 +90,15 @@ def pipeline(
         model: model version or folder; default ``models/DEFAULT``.
         cache_dir: per-document cache; default ``<out>/cache``.
         sections: "all" counts every section; "findings" counts analysis and learning only.
+        ocr: OCR scans (no text layer) with OCRmyPDF and Tesseract, which must be installed.
     """
     logger = get_run_logger()
     corpus_path, out_path = Path(corpus).resolve(), Path(out).resolve()
     cache = Path(cache_dir) if cache_dir else out_path / "cache"
     files = find_pdfs(corpus_path)
     logger.info("Found %d PDF file(s) under %s", len(files), corpus_path)
-    futures = [read_document.submit(f, corpus_path, cache) for f in files]
+    settings = replace(INGEST, ocr=ocr)
+    futures = [read_document.submit(f, corpus_path, cache, settings) for f in files]
     documents, passages = [], []
     for i, future in enumerate(futures, start=1):
         document, doc_passages, was_cached = future.result()
@@ -215,7 +224,7 @@ def task_runner_for(workers: int = 2, dask: bool = False, dask_address: str | No
 
 
 def run(corpus: str, out: str, model: str | None = None, workers: int = 2, dask: bool = False,
-        dask_address: str | None = None, sections: str = "all") -> dict:
+        dask_address: str | None = None, sections: str = "all", ocr: bool = False) -> dict:
     """Call the pipeline flow with ``workers`` documents read at once (see :func:`task_runner_for`).
 
     ``sections`` is the flow's section filter: a key of :data:`SECTION_CHOICES`.
@@ -225,9 +234,9 @@ def run(corpus: str, out: str, model: str | None = None, workers: int = 2, dask:
     runner = task_runner_for(workers, dask, dask_address)
     flow_with_runner = pipeline.with_options(task_runner=runner)
     if not (dask or dask_address):
-        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections)
+        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr)
     with api_visible_to_workers():
-        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections)
+        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr)
 
 
 @contextmanager

@@ -144,6 +144,26 @@ def test_incremental_changed_pdf_replaces_its_old_rows(workspace, parsed):
     assert old_id not in set(pd.read_csv(out / "document_themes.csv")["doc_id"])
 
 
+def test_incremental_scan_cached_without_ocr_is_read_again_with_ocr(workspace, parsed, fake_ocrmypdf):
+    # A researcher runs once, sees a scan listed as no_text_layer, installs OCR and runs with --ocr:
+    # the scan is read again (through OCR) and nothing else is.
+    from flows.pipeline import run
+
+    corpus, out = workspace
+    scan = "2020_westmere_scr_child-s.pdf"
+    shutil.copy2(Path(__file__).parent / "data" / "image_only.pdf", corpus / scan)
+    _run(corpus, out)
+    assert _documents(out).set_index("file").loc[scan, "error_kind"] == "no_text_layer"
+    parsed.clear()
+    run(str(corpus), str(out), workers=2, ocr=True)
+    assert parsed == [scan]
+    documents = _documents(out).set_index("file")
+    assert documents.loc[scan, "status"] == "ok"
+    assert bool(documents.loc[scan, "ocr"]) and not documents.drop(index=scan)["ocr"].any()
+    passages = pd.read_parquet(out / "passages.parquet")
+    assert (passages["doc_id"] == documents.loc[scan, "doc_id"]).any()
+
+
 # -- kill -9 -----------------------------------------------------------------------------------
 
 def _themes_run(corpus: Path, out: Path, env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -267,8 +267,52 @@ def test_ingest_no_pages_pdf() -> None:
 def test_ingest_image_only_pdf_needs_ocr() -> None:
     doc = ingest_pdf(DATA / "image_only.pdf")
     _assert_one_sentence_error(doc, "image_only.pdf", "no_text_layer")
-    assert doc.error == "image_only.pdf has no text layer (2 pages); OCR needed."
+    assert doc.error == ("image_only.pdf has no text layer (2 pages); OCR needed (themes run --ocr, "
+                         "with ocrmypdf and tesseract installed).")  # fmt: skip
     assert doc.pages == 2
+    assert not doc.ocr
+
+
+def test_ingest_ocr_reads_a_scan_through_ocrmypdf(fake_ocrmypdf: Path, tmp_path: Path) -> None:
+    scan = tmp_path / "2020_northmere_scr_child-s.pdf"
+    shutil.copy(DATA / "image_only.pdf", scan)
+    doc = ingest_with_timeout(scan, replace(INGEST, ocr=True))
+    assert doc.status == "ok", doc.error
+    assert doc.ocr  # flagged, so a researcher knows to expect recognition errors
+    # The document is still the scan (its id, name and file-name metadata), with the OCR's text.
+    assert (doc.doc_id, doc.file, doc.year) == (doc_id_of(scan), scan.name, 2020)
+    assert doc.text == ingest_pdf(DATA / "numbered.pdf").text
+
+
+def test_ingest_ocr_failure_is_a_one_sentence_error(fake_ocrmypdf: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_OCR_FAIL", "1")
+    doc = ingest_pdf(DATA / "image_only.pdf", replace(INGEST, ocr=True))
+    _assert_one_sentence_error(doc, "image_only.pdf", "no_text_layer")
+    assert "OCR failed (ocrmypdf exit code 3" in (doc.error or "")
+    assert "language 'eng' not installed" in (doc.error or "")
+
+
+def test_ingest_ocr_without_ocrmypdf_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    doc = ingest_pdf(DATA / "image_only.pdf", replace(INGEST, ocr=True))
+    _assert_one_sentence_error(doc, "image_only.pdf", "no_text_layer")
+    assert "ocrmypdf is not on PATH" in (doc.error or "")
+
+
+@pytest.mark.skipif(not (shutil.which("ocrmypdf") and shutil.which("tesseract")),
+                    reason="ocrmypdf and tesseract are not installed")  # fmt: skip
+def test_ingest_ocr_real_ocrmypdf_reads_a_rendered_page(tmp_path: Path) -> None:
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(DATA / "numbered.pdf")
+    image = pdf[0].render(scale=300 / 72).to_pil()
+    scan = tmp_path / "scan.pdf"
+    image.save(scan, resolution=300)
+    assert ingest_pdf(scan).error_kind == "no_text_layer"
+    doc = ingest_pdf(scan, replace(INGEST, ocr=True))
+    assert doc.status == "ok" and doc.ocr, doc.error
+    expected = ingest_pdf(DATA / "numbered.pdf").paragraphs[0].text.split()[:5]
+    assert doc.paragraphs[0].text.split()[:5] == expected
 
 
 def test_ingest_too_large_file_refused(tmp_path: Path) -> None:

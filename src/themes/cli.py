@@ -51,6 +51,8 @@ def run(
              "they must see --corpus and --out at the same paths.")] = None,
     sections: Annotated[str, typer.Option(
         help="Review sections counted: all, or findings (analysis and learning only).")] = "all",
+    ocr: Annotated[bool, typer.Option(
+        "--ocr", help="OCR scanned PDFs (no text layer); needs ocrmypdf and tesseract installed.")] = False,
 ) -> None:
     """Run the whole pipeline over a folder of PDFs and print the theme table."""
     if not corpus.is_dir():
@@ -66,7 +68,7 @@ def run(
         raise typer.BadParameter(f"{sections!r} is not one of: {', '.join(SECTION_CHOICES)}.",
                                  param_hint="--sections")
     result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
-                      sections=sections)
+                      sections=sections, ocr=ocr)
     Console().print(prevalence_table(
         result["prevalence"],
         f"{result['documents_ok']} of {result['documents']} documents read, {result['pages']} pages, "

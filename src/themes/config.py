@@ -48,6 +48,12 @@ class IngestSettings:
     margin_band: float = 0.09
     #: A line in the margin band repeating on at least this share of pages is a running header.
     repeat_share: float = 0.4
+    #: Give scans (no text layer) one with OCRmyPDF + Tesseract, when installed (``themes run --ocr``).
+    ocr: bool = False
+    #: Extra wall-clock time a document may take when it has to be OCRed.
+    ocr_timeout_s: float = 900.0
+    #: Tesseract language(s) for OCR, ``+``-joined.
+    ocr_language: str = "eng"
 
 
 @dataclass(frozen=True)

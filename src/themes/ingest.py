@@ -30,15 +30,17 @@ import multiprocessing.connection
 import os
 import pickle
 import re
+import shutil
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
@@ -1092,6 +1094,8 @@ def ingest_pdf(
                    f"({size / 2**20:.0f} MB, over the {settings.max_file_mb:g} MB limit).")  # fmt: skip
         else:
             _ingest_into(doc, path, settings)
+            if doc.error_kind == "no_text_layer" and settings.ocr:
+                _ocr_into(doc, path, settings)
     except Exception as exc:  # the stage must never raise for a bad input
         log.debug("unexpected failure on %s", path.name, exc_info=True)
         detail = _one_sentence(str(exc)) or "no message"
@@ -1102,11 +1106,14 @@ def ingest_pdf(
     return doc
 
 
-def _ingest_into(doc: Document, path: Path, settings: IngestSettings) -> None:
-    """Open the PDF, read its pages, and fill ``doc`` with paragraphs and metadata."""
+def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str = "") -> None:
+    """Open the PDF, read its pages, and fill ``doc`` with paragraphs and metadata.
+
+    ``name`` is the file name used in error messages; ``path.name`` by default.
+    """
     import pdfplumber
 
-    name = path.name
+    name = name or path.name
     try:
         pdf = pdfplumber.open(path)
     except Exception as exc:  # noqa: BLE001 - pdfminer raises anything on a broken file
@@ -1153,15 +1160,57 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings) -> None:
         return
     n_chars = sum(p.n_chars for p in page_data)
     if n_chars == 0:
-        _error(doc, "no_text_layer", f"{name} has no text layer ({n_pages} pages); OCR needed.")
+        _error(doc, "no_text_layer", f"{name} has no text layer ({n_pages} pages); OCR needed{_OCR_HINT}.")
         return
     page_lines = _layout(page_data, settings)
     _fill_paragraphs(doc, page_data, page_lines)
     if not doc.paragraphs:
         _error(doc, "no_text_layer", f"{name} has no usable text layer ({n_pages} pages; its "
-               f"{n_chars} characters are unmapped glyphs or page furniture); OCR needed.")  # fmt: skip
+               f"{n_chars} characters are unmapped glyphs or page furniture); OCR needed{_OCR_HINT}.")  # fmt: skip
         return
     _fill_metadata(doc, page_lines, metadata, _body_size(page_data))
+
+
+#: How to get text out of a scan, appended to its error.
+_OCR_HINT = " (themes run --ocr, with ocrmypdf and tesseract installed)"
+
+
+def _ocr_into(doc: Document, path: Path, settings: IngestSettings) -> None:
+    """Read a scan through OCRmyPDF: OCR a temporary copy and fill ``doc`` from it.
+
+    ``doc`` keeps its id, file name and file-name metadata and gets ``ocr=True``; when OCR is not
+    installed, fails or finds no text, ``doc`` stays a ``no_text_layer`` error saying why.
+    """
+    scan = f"{path.name} has no text layer ({doc.pages} pages)"
+    exe = shutil.which("ocrmypdf")
+    if exe is None:
+        doc.error = (f"{scan} and cannot be OCRed: ocrmypdf is not on PATH (pip install "
+                     "'themes[ocr]' and install tesseract).")  # fmt: skip
+        return
+    command = [exe, "--force-ocr", "--output-type", "pdf", "--quiet", "-l", settings.ocr_language]
+    with tempfile.TemporaryDirectory(prefix="themes-ocr-") as tmp:
+        ocred = Path(tmp) / "ocr.pdf"
+        try:
+            done = subprocess.run([*command, str(path), str(ocred)], capture_output=True, text=True,
+                                  timeout=settings.ocr_timeout_s, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            doc.error = f"{scan} and OCR took longer than {settings.ocr_timeout_s:g} s."
+            return
+        if done.returncode != 0 or not ocred.is_file():
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            doc.error = (f"{scan} and OCR failed (ocrmypdf exit code {done.returncode}: "
+                         f"{_one_sentence(last)}).")  # fmt: skip
+            return
+        fresh = Document(doc_id=doc.doc_id, file=doc.file)
+        for key, value in metadata_from_filename(path.name).items():
+            setattr(fresh, key, value)
+        _ingest_into(fresh, ocred, settings, name=path.name)
+    if fresh.status != "ok":
+        doc.error = f"{scan} and OCR found no text in it."
+        return
+    for attr in fields(Document):
+        setattr(doc, attr.name, getattr(fresh, attr.name))
+    doc.ocr = True
 
 
 def _body_size(page_data: list[_PageData]) -> float:
@@ -1353,7 +1402,8 @@ class _Worker:
 
     def start(self, path: Path, settings: IngestSettings, func: IngestFunc) -> None:
         self.path = path
-        self.deadline = time.monotonic() + settings.timeout_s
+        extra = settings.ocr_timeout_s if settings.ocr else 0.0  # a scan may need OCR first
+        self.deadline = time.monotonic() + settings.timeout_s + extra
         _send(self.proc.stdin, (path, settings, func))
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ PIPELINE_CACHE_VERSION = "ingest-3"
 
 DOCUMENT_COLUMNS = [
     "doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year", "review_type",
+    "ocr",
 ]
 PASSAGE_COLUMNS = [
     "passage_id", "doc_id", "page", "char_start", "char_end", "bbox", "section", "kind", "text",

@@ -91,6 +91,8 @@ class Document:
     paragraphs: list[Paragraph] = field(default_factory=list)
     #: Pages that could not be read although the rest of the document could (1-based).
     bad_pages: list[int] = field(default_factory=list)
+    #: The text came from OCR (the file is a scan), so expect recognition errors.
+    ocr: bool = False
 
     PARAGRAPH_SEPARATOR = "\n\n"
 
