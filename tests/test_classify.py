@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from themes.classify import ThemeClassifier, scope_tokens
+from themes.classify import ThemeClassifier, _char_wb_transform, scope_tokens
 from themes.registry import load_model, save_model, set_default
 
 THEMES = ["poor_information_sharing", "optimism_bias"]
@@ -56,6 +56,21 @@ def test_classify_explain_names_the_driving_words(fitted):
     model, _, _ = fitted
     terms = model.explain("The concerns were never passed to social care.", "poor_information_sharing")
     assert terms and any("passed" in t or "never" in t for t in terms)
+
+
+def test_classify_fast_char_ngrams_equal_scikit_learns():
+    # The fast path must give the exact features the model was trained on, or every score drifts.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    train = ["The plan was not reviewed after Mr X moved in.", "Information was shared promptly.",
+             "No strategy discussion was held; the GP was not invited.", "a b c"] * 3  # fmt: skip
+    texts = [*train, "", "   ", "Naïve café — “quoted” words", "x" * 40, "tab\tsep\nnew  line",
+             "UPPER case and unseen wørds", "The plan was not reviewed. The plan was not reviewed."]  # fmt: skip
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True).fit(train)
+    for _ in range(2):  # cold, then with every word cached
+        fast = _char_wb_transform(vec, texts)
+        assert fast.shape == (len(texts), len(vec.vocabulary_))
+        assert abs(fast - vec.transform(texts)).max() < 1e-12
 
 
 def test_classify_scope_marks_negated_words():

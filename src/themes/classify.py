@@ -13,6 +13,7 @@ end in ``_``, ``fit`` returns ``self``.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from functools import cache
 from itertools import pairwise
@@ -82,6 +83,62 @@ def _scope_analyzer(text: str) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
+def _char_wb_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
+    """scikit-learn's ``char_wb`` n-grams of one word, in its order (padded with a space each side)."""
+    padded = f" {word} "
+    grams = []
+    for n in range(min_n, max_n + 1):
+        offset = 0
+        grams.append(padded[offset : offset + n])
+        while offset + n < len(padded):
+            offset += 1
+            grams.append(padded[offset : offset + n])
+        if offset == 0:  # a word shorter than n counts once
+            break
+    return grams
+
+
+#: Per fitted char vectorizer: word -> the vocabulary ids of its n-grams. Words repeat across
+#: passages, so each distinct word is cut into n-grams once rather than at every use.
+_WORD_IDS: weakref.WeakKeyDictionary[TfidfVectorizer, dict[str, tuple[int, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+_WORD_CACHE_LIMIT = 500_000
+
+
+def _char_wb_transform(vec: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix:
+    """``vec.transform(texts)`` for a fitted lower-casing ``char_wb`` TfidfVectorizer, about 4x
+    faster: the same counts, then the vectorizer's own tf-idf weighting and normalisation."""
+    cache = _WORD_IDS.setdefault(vec, {})
+    if len(cache) > _WORD_CACHE_LIMIT:
+        cache.clear()
+    vocabulary = vec.vocabulary_
+    min_n, max_n = vec.ngram_range
+    ids: list[int] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts):
+        start = len(ids)
+        for word in text.lower().split():
+            word_ids = cache.get(word)
+            if word_ids is None:
+                grams = _char_wb_ngrams(word, min_n, max_n)
+                word_ids = cache[word] = tuple(i for g in grams if (i := vocabulary.get(g)) is not None)
+            ids.extend(word_ids)
+        lengths[row] = len(ids) - start
+    rows = np.repeat(np.arange(len(texts)), lengths)
+    counts_matrix = sparse.csr_matrix(  # duplicate (row, id) pairs are summed: the counts
+        (np.ones(len(ids), dtype=vec.dtype), (rows, np.asarray(ids, dtype=np.int64))),
+        shape=(len(texts), len(vocabulary)),
+    )
+    counts_matrix.sum_duplicates()
+    return vec._tfidf.transform(counts_matrix, copy=False)
+
+
+def _fast_char_wb(vec: TfidfVectorizer) -> bool:
+    return (vec.analyzer == "char_wb" and vec.lowercase and vec.preprocessor is None
+            and vec.strip_accents is None and not vec.binary and vec.input == "content")  # fmt: skip
+
+
 @cache
 def _model_factory(kind: str, C: float, class_weight: str | None):
     if kind == "svm":
@@ -147,7 +204,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         return parts
 
     def _transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        blocks = [vec.transform(texts) for _, vec in self.vectorizers_]
+        blocks = [_char_wb_transform(vec, texts) if _fast_char_wb(vec) else vec.transform(texts)
+                  for _, vec in self.vectorizers_]  # fmt: skip
         X = sparse.hstack(blocks, format="csr")
         X.sort_indices()  # liblinear can fail on unsorted read-only indices (STACK-NOTES.md)
         return X
