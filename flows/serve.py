@@ -3,7 +3,7 @@
 Starts ``prefect server start`` on 127.0.0.1, then serves these deployments from this process:
 
 - ``themes-run/pipeline``: the pipeline over a folder of PDFs (parameters: corpus, out, model,
-  workers, dask, dask_address, sections), publishing the prevalence table and a run summary as artifacts;
+  workers, dask, dask_address, sections, ocr), publishing the prevalence table and a run summary as artifacts;
 - ``<flow>/retrain`` for the retrain flow, when ``flows/retrain.py`` exists.
 
 Optional: ``--interval S`` schedules an incremental pipeline run every S seconds; ``--watch S``
@@ -60,6 +60,7 @@ def themes_run(
     dask: bool = False,
     dask_address: str | None = None,
     sections: Literal["all", "findings"] = "all",
+    ocr: bool = False,
 ) -> dict:
     """Run the themes pipeline over a folder of PDFs (per-document progress is in its subflow's logs).
 
@@ -71,6 +72,7 @@ def themes_run(
         dask: read documents on a temporary local Dask cluster of ``workers`` processes.
         dask_address: scheduler of a running Dask cluster (``tcp://HOST:8786``) to read on instead.
         sections: "all" counts every review section; "findings" only analysis and learning.
+        ocr: OCR scanned PDFs (no text layer); needs ocrmypdf and tesseract on the server.
     """
     return run(
         corpus,
@@ -80,6 +82,7 @@ def themes_run(
         dask=dask,
         dask_address=dask_address or None,
         sections=sections,
+        ocr=ocr,
     )
 
 
