@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 CONTRACT = {
     "documents.csv": ["doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year",
-                      "review_type", "ocr"],
+                      "review_type", "ocr", "bad_pages"],
     "document_themes.csv": ["doc_id", "theme", "present", "n_passages", "max_score"],
     "prevalence.csv": ["theme", "n_documents", "n_present", "share", "ci_low", "ci_high",
                        "adjusted_share", "adjusted_low", "adjusted_high"],

@@ -23,6 +23,18 @@ def test_store_cache_round_trip_relabels_renamed_file(tmp_path):
     assert cached_passages == passages
 
 
+def test_store_documents_csv_lists_bad_pages_for_excel(tmp_path):
+    # A partly readable file says which pages are missing from its counts, in a cell Excel shows as text.
+    doc, _ = _doc_and_passages()
+    doc.bad_pages = [3, 7]
+    whole, _ = _doc_and_passages("c" * 64)
+    frame = store.documents_frame([doc, whole])
+    frame.to_csv(tmp_path / "documents.csv", index=False)
+    back = pd.read_csv(tmp_path / "documents.csv", dtype={"bad_pages": str}, keep_default_na=False)
+    assert list(back["bad_pages"]) == ["3;7", ""]
+    assert list(back["ocr"]) == [False, False]
+
+
 def test_store_timeouts_are_not_cached(tmp_path):
     doc = Document(doc_id="b" * 64, file="slow.pdf", status="error", error_kind="timeout", error="slow")
     store.save_cached(tmp_path, doc, [])

@@ -24,7 +24,7 @@ PIPELINE_CACHE_VERSION = "ingest-3"
 
 DOCUMENT_COLUMNS = [
     "doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year", "review_type",
-    "ocr",
+    "ocr", "bad_pages",
 ]
 PASSAGE_COLUMNS = [
     "passage_id", "doc_id", "page", "char_start", "char_end", "bbox", "section", "kind", "text",
@@ -101,6 +101,8 @@ def load_cached(cache_dir: Path, doc_id: str, file: str) -> tuple[Document, list
 
 def documents_frame(documents: list[Document]) -> pd.DataFrame:
     rows = [{c: getattr(d, c) for c in DOCUMENT_COLUMNS} for d in documents]
+    for row in rows:  # "3;7": pages that failed in a file whose other pages were read
+        row["bad_pages"] = ";".join(str(n) for n in row["bad_pages"])
     frame = pd.DataFrame(rows, columns=DOCUMENT_COLUMNS)
     frame["year"] = frame["year"].astype("Int64")
     frame["pages"] = frame["pages"].astype("Int64")
