@@ -507,6 +507,20 @@ def test_ingest_year_is_the_publication_year_when_stated(cover: str, year: int) 
     assert ingest.year_from_text(cover, cover) == year
 
 
+@pytest.mark.parametrize(
+    ("cover", "area"),
+    [
+        ("Royal Borough of Wyvern and Bay\nInspection of services for children in need", "Wyvern and Bay"),
+        ("Northmere Unitary Authority\nInspection of services for children in need", "Northmere"),
+        ("Isles of Wyvern\nRe-inspection of services for children in need", "Isles of Wyvern"),
+        ("Metropolitan Borough of Eastwold\nChild A", "Eastwold"),
+    ],
+)  # fmt: skip
+def test_ingest_area_from_an_inspection_cover_line(cover: str, area: str) -> None:
+    assert ingest.area_from_text(cover) == area
+    assert ingest.area_from_text(cover, cover=False) is None  # only a cover's own lines say this
+
+
 def test_ingest_council_names_area_only_on_a_cover() -> None:
     assert ingest.area_from_text("Gateshead Borough Council\nInspection of services") == "Gateshead"
     text = "Children told the\nChildren in Care Council about their plans."

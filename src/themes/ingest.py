@@ -801,13 +801,22 @@ _AREA_PREFIXES = re.compile(
     r"|borough\s+of|county\s+of|council\s+of\s+the|city\s+of(?!\s+london$))\s+",
     re.IGNORECASE,
 )
+#: On a cover, the line just above "Inspection of services for children ..." names the area.
+_ABOVE_INSPECTION_CUE = re.compile(
+    rf"^[ \t]*{_AREA}[ \t]*\n[ \t]*(?:Re-?inspection|Inspection)\s+of\s+services\s+for\s+children",
+    re.MULTILINE,
+)
+#: A cover line that is only a borough's name: "Royal Borough of Kensington and Chelsea".
+_BOROUGH_CUE = re.compile(
+    rf"^[ \t]*(?:The\s+)?(?:Royal|London|Metropolitan)\s+Borough\s+of\s+{_AREA}[ \t]*$", re.MULTILINE
+)
 #: Last resort on a cover: "Gateshead Borough Council", "Telford and Wrekin Council".
 _COUNCIL_CUE = re.compile(
     rf"^[ \t]*{_AREA}\s+(?:(?:Metropolitan\s+)?Borough\s+|County\s+|City\s+)?Council\b(?!\s+of)",
     re.MULTILINE,
 )
 _AREA_SUFFIXES = re.compile(
-    r"\s+(?:city\s+council|county\s+council|borough\s+council|metropolitan\s+borough\s+council"
+    r"\s+(?:unitary\s+authority|city\s+council|county\s+council|borough\s+council|metropolitan\s+borough\s+council"
     r"|metropolitan\s+borough|metropolitan\s+district|district\s+metropolitan|metropolitan"
     r"|district|council|city|county|borough)$",
     re.IGNORECASE,
@@ -875,8 +884,14 @@ def area_from_text(text: str, cover: bool = True) -> str | None:
                 break
     if best is not None:
         return best[1]
-    m = _COUNCIL_CUE.search(text) if cover else None
-    return _tidy_area(m.group("area")) if m else None
+    if not cover:
+        return None
+    for cue in (_ABOVE_INSPECTION_CUE, _BOROUGH_CUE, _COUNCIL_CUE):
+        m = cue.search(text)
+        area = _tidy_area(m.group("area")) if m else None
+        if area:
+            return area
+    return None
 
 
 def review_type_from_text(cover: str, first_pages: str) -> str | None:
@@ -1283,8 +1298,11 @@ def _fill_metadata(
     doc: Document, page_lines: list[list[_Line]], metadata: Mapping[str, Any], body_size: float
 ) -> None:
     """Title, area, year and review type from the cover, the first pages and the file name."""
-    cover = "\n".join(ln.text for ln in page_lines[0] if ln.kind != "table") if page_lines else ""
-    first = "\n".join(ln.text for lines in page_lines[:3] for ln in lines if ln.kind != "table")
+    # Paragraphs, not lines: a cover heading wrapped over two lines ("Royal Borough of Kensington
+    # and / Chelsea") is one name.
+    prose = [p for p in doc.paragraphs if p.kind != "table"]
+    cover = "\n".join(p.text for p in prose if p.page == 1)
+    first = "\n".join(p.text for p in prose if p.page <= 3)
     doc.title = (_cover_title(page_lines[0], body_size) if page_lines else None) or _pdf_title(
         metadata
     )
