@@ -514,6 +514,9 @@ def test_ingest_year_is_the_publication_year_when_stated(cover: str, year: int) 
         ("Northmere Unitary Authority\nInspection of services for children in need", "Northmere"),
         ("Isles of Wyvern\nRe-inspection of services for children in need", "Isles of Wyvern"),
         ("Metropolitan Borough of Eastwold\nChild A", "Eastwold"),
+        ("Northmere Metropolitan District Council\nInspection of services for children", "Northmere"),
+        ("Eastwold Metropolitan Council\nBorough\nRe-inspection of services for children", "Eastwold"),
+        ("Ashby Fen\nInspection of children’s social care services", "Ashby Fen"),
     ],
 )  # fmt: skip
 def test_ingest_area_from_an_inspection_cover_line(cover: str, area: str) -> None:

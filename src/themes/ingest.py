@@ -803,7 +803,8 @@ _AREA_PREFIXES = re.compile(
 )
 #: On a cover, the line just above "Inspection of services for children ..." names the area.
 _ABOVE_INSPECTION_CUE = re.compile(
-    rf"^[ \t]*{_AREA}[ \t]*\n[ \t]*(?:Re-?inspection|Inspection)\s+of\s+services\s+for\s+children",
+    rf"^[ \t]*{_AREA}[ \t]*\n[ \t]*(?:Re-?inspection|Inspection)\s+of\s+(?:services\s+for\s+children"
+    r"|children['’]s\s+(?:social\s+care\s+)?services)",
     re.MULTILINE,
 )
 #: A cover line that is only a borough's name: "Royal Borough of Kensington and Chelsea".
@@ -846,6 +847,10 @@ _MONTH_YEAR_RE = re.compile(rf"\b(?:{_MONTHS})\s+((?:19|20)\d{{2}})\b", re.IGNOR
 _YEAR_RE = re.compile(r"(?<![\d.,/])((?:19[89]|20[0-4])\d)(?![\d.,/])")
 
 
+#: Words a cover line can hold on its own that name no place ("Doncaster Metropolitan / Borough").
+_NOT_AN_AREA = frozenset({"borough", "council", "county", "city", "district", "metropolitan"})
+
+
 def _tidy_area(raw: str) -> str | None:
     words = raw.split()
     while words and words[0].lower().strip(",.") in _LEADING_NOISE:
@@ -855,8 +860,11 @@ def _tidy_area(raw: str) -> str | None:
         words.pop(0)
     while words and (words[-1].lower() in _SMALL_WORDS or words[-1].lower() == "local"):
         words.pop()
-    area = _AREA_SUFFIXES.sub("", _AREA_PREFIXES.sub("", " ".join(words))).strip(" ,.-")
-    if not area or len(area) > 60 or not area[0].isupper():
+    area = _AREA_PREFIXES.sub("", " ".join(words))
+    while (shorter := _AREA_SUFFIXES.sub("", area)) != area:  # "X Metropolitan District Council"
+        area = shorter
+    area = area.strip(" ,.-")
+    if not area or len(area) > 60 or not area[0].isupper() or area.lower() in _NOT_AN_AREA:
         return None
     return area
 
