@@ -260,6 +260,7 @@ def _reader_processes(pid: int) -> list[int]:
 
 def _holds_open(pid: int, path: Path) -> bool:
     """Whether process ``pid`` has ``path`` open, i.e. is reading it now."""
+    path = path.resolve()
     for fd in Path(f"/proc/{pid}/fd").glob("*"):
         try:
             if Path(os.readlink(fd)) == path:
