@@ -30,6 +30,7 @@ def run():
         "pages": [20] * 6 + [0], "title": [f"Review of Child {c}" for c in "ABCDEF"] + [None],
         "area": [f"Area <{i}>" for i in range(6)] + [None],  # markup in metadata must be escaped
         "year": [2019, 2019, 2020, 2020, 2021, 2021, None], "review_type": ["LCSPR"] * 6 + [None],
+        "ocr": [False] * 5 + [True, False], "bad_pages": ["", "4;9", "", "", "", "", ""],
     })
     rows, predictions = [], []
     for i in range(6):
@@ -93,6 +94,13 @@ def test_report_states_the_counting_rules_and_escapes_text(run):
     assert "<b>accepted</b>" not in page and "&lt;b&gt;accepted&lt;/b&gt;" in page
     assert "Area &lt;0&gt;" in page
     assert "broken.pdf" in page and "not estimable" in page  # written_agreements has no error counts
+
+
+def test_report_says_which_counted_documents_were_read_imperfectly(run):
+    # OCRed text and missing pages both lower what the classifier can find: the reader must know.
+    _, page = run
+    assert "Read through OCR, so with recognition errors in their text: 2021_area5_lcspr.pdf." in page
+    assert "2019_area1_lcspr.pdf (pages 4;9)" in page
 
 
 def test_report_workbook_has_one_sheet_per_table(run, tmp_path):

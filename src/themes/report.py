@@ -211,6 +211,22 @@ class _Anchors:
         return self.sets[key]
 
 
+def _reading_caveats(documents: pd.DataFrame) -> str:
+    """List items for documents that count but were read imperfectly: OCRed scans, missing pages."""
+    ok = documents[documents["status"] == "ok"]
+    items = []
+    if "ocr" in ok and ok["ocr"].astype(bool).any():
+        files = ", ".join(html.escape(str(f)) for f in ok.loc[ok["ocr"].astype(bool), "file"])
+        items.append(f"<li>Read through OCR, so with recognition errors in their text: {files}.</li>")
+    if "bad_pages" in ok:
+        partial = ok[ok["bad_pages"].fillna("").astype(str) != ""]
+        if len(partial):
+            files = ", ".join(f"{html.escape(str(r.file))} (pages {html.escape(str(r.bad_pages))})"
+                              for r in partial.itertuples())  # fmt: skip
+            items.append(f"<li>Pages that could not be read in otherwise readable files: {files}.</li>")
+    return "\n" + "\n".join(items) if items else ""
+
+
 def render_report(
     aggregates: Aggregates,
     documents: pd.DataFrame,
@@ -373,6 +389,7 @@ def render_report(
     else:
         bp_html = "<p>No passage was left out as boilerplate.</p>"
 
+    caveats = _reading_caveats(documents)
     errors = documents[documents["status"] != "ok"]
     errors_html = _html_table(["File", "Problem", "Detail"], [
         [html.escape(str(r.file)), html.escape(str(r.error_kind)), html.escape(str(r.error))] for r in errors.itertuples()
@@ -421,7 +438,7 @@ having no theme).</li>
 (<a href="#boilerplate">list</a>).</li>
 <li>Headline number: {headline_text}.</li>
 <li>{len(documents) - len(ok_docs)} file(s) could not be read (<a href="#unreadable">listed at the end</a>) and are
-not in any denominator.</li>
+not in any denominator.</li>{caveats}
 </ul></div>
 <h2 id="prevalence">Prevalence</h2>
 {_img(prevalence_png, "Share of documents per theme, raw and corrected, with 95% intervals")}
