@@ -20,9 +20,10 @@ from themes.registry import promote as promote_version
 
 
 @task(cache_policy=NO_CACHE)
-def load_training(labels_dir: Path, decisions_dir: Path, models_dir: Path, fill_undecided: bool):
+def load_training(labels_dir: Path, decisions_dir: Path, models_dir: Path, fill_undecided: bool, with_real: bool):
     champion = loop.champion_model(models_dir) if fill_undecided else None
-    frame, decisions = loop.training_frame(labels_dir, decisions_dir, champion.model if champion else None)
+    frame, decisions = loop.training_frame(labels_dir, decisions_dir, champion.model if champion else None,
+                                           with_real)
     return frame, decisions, champion.version if champion else None
 
 
@@ -58,6 +59,7 @@ def retrain(
     learning_curve: bool = False,
     promote: bool = True,
     fill_undecided: bool = True,
+    with_real: bool = True,
 ) -> loop.RetrainResult:
     """Train a challenger on all current labels, compare it with the champion, promote if not worse.
 
@@ -69,10 +71,11 @@ def retrain(
         params, themes, n_splits, learning_curve: training settings (see ``themes.train.train``).
         promote: when False the candidate is only saved and compared.
         fill_undecided: themes nobody decided for a reviewed passage take the champion's tags.
+        with_real: add the real labelled Ofsted sentences when ../shared is present, as ``themes train`` does.
     """
     logger = get_run_logger()
     labels, store, models = Path(labels_dir), Path(decisions_dir), Path(models_dir)
-    frame, decisions, filled_by = load_training(labels, store, models, fill_undecided)
+    frame, decisions, filled_by = load_training(labels, store, models, fill_undecided, with_real)
     logger.info("Training on %d passages (%d decisions from the label store)", len(frame), len(decisions))
     result = fit(frame, decisions, params, themes, n_splits, learning_curve)
     result.card["undecided_themes_filled_by"] = filled_by

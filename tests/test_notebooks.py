@@ -24,7 +24,7 @@ from themes.train import is_heldout, load_labels
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 NAMES = ("01-review-tagged-passages", "02-label-next", "03-retrain-and-compare")
-FAST = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3}
+FAST = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3, "with_real": False}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,7 +16,7 @@ from themes.classify import ThemeClassifier
 from themes.config import CORE_THEMES
 from themes.train import is_heldout, load_labels, with_decisions
 
-FAST = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3}
+FAST = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3, "with_real": False}
 
 
 def _decision(pid, doc, text, theme, value, annotator="alice", t=0):
@@ -170,6 +170,27 @@ def small_setup(tmp_path_factory):
             decisions.append(_decision(f"run:{row.id}", doc, row.text, theme, value, "alice" if k % 2 else "bo", k % 60))
     L.append_decisions(decisions, store)
     return labels_dir, models_dir, store, champion
+
+
+def test_retrain_trains_on_the_real_sentences_that_themes_train_uses(small_setup, monkeypatch):
+    # The champion from `themes train` learned from real report sentences; a challenger trained
+    # without them would be compared on unequal terms. The real loader is replaced by a small frame
+    # so the test does not rebuild text from ../shared (minutes); what is checked is that they flow in.
+    from themes import train as train_module
+
+    labels_dir, _, store, _ = small_setup
+    written, _ = loop.training_frame(labels_dir, store, with_real=False)
+    docs = [d for d in (f"real-report-{i}.pdf" for i in range(40)) if not is_heldout(d)][:6]
+    real = pd.DataFrame([
+        {"id": f"real:{d}:{k}", "text": f"Sentence {k} of {d}: the plan was not reviewed.", "labels": [],
+         "doc": d, "section": None, "kind": "hard_negative", "source": "real:ofsted_dev.a",
+         "annotator": "a", "file": "real/ofsted_dev.a.jsonl"} for d in docs for k in range(3)
+    ])
+    monkeypatch.setattr(train_module, "load_real_training", lambda: real)
+    frame, decisions = loop.training_frame(labels_dir, store, with_real=True)
+    assert len(frame) == len(written) + len(real)
+    result = loop.fit_candidate(frame, decisions, **{k: v for k, v in FAST.items() if k != "with_real"})
+    assert result.card["real_training"] == {"train_sentences": len(real), "sets": ["real:ofsted_dev.a"]}
 
 
 def test_retrain_first_model_becomes_default_without_a_champion(small_setup):

@@ -125,10 +125,12 @@ def retrain(
     models_dir: ModelsOpt = MODELS_DIR,
     margin: Annotated[float, typer.Option(help="Allowed drop in core macro-F1 for promotion.")] = 0.0,
     promote: Annotated[bool, typer.Option(help="Promote the candidate when it is not worse.")] = True,
-    fast: Annotated[bool, typer.Option(help="Core themes, no character n-grams, 3 folds: a quick model.")] = False,
+    fast: Annotated[bool, typer.Option(help="Core themes, no character n-grams, 3 folds, no real sentences: a quick model.")] = False,
     learning_curve: Annotated[bool, typer.Option(help="Fit extra models for the card's learning curve.")] = False,
     fill_undecided: Annotated[bool, typer.Option(
         help="Themes nobody decided for a reviewed passage take the champion's tags.")] = True,
+    real: Annotated[bool, typer.Option(
+        help="Add the real labelled Ofsted sentences from ../shared, as themes train does.")] = True,
 ) -> None:
     """Retrain on the team-written passages plus every decision; promote only if not worse than the default."""
     from themes.evaluate import to_markdown
@@ -136,7 +138,7 @@ def retrain(
     extra: dict[str, Any] = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3} if fast else {}
     result = run_retrain_flow(labels_dir=labels, decisions_dir=store, models_dir=models_dir, margin=margin,
                               promote=promote, learning_curve=learning_curve, fill_undecided=fill_undecided,
-                              **extra)
+                              with_real=real and not fast, **extra)
     print(to_markdown(result.table))
     print(f"\nCandidate {result.version} saved in {result.folder}: {result.reason}"
           + ("" if result.promoted else " — the default is unchanged."))

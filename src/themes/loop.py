@@ -94,7 +94,8 @@ class NotebookParams:
     def retrain_params(self) -> dict:
         """Keyword arguments for :func:`retrain`: a small model when ``fast`` is set."""
         if self.fast:
-            return {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3}
+            return {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3,
+                    "with_real": False}
         return {}
 
 
@@ -631,17 +632,25 @@ class RetrainResult:
 
 def training_frame(
     labels_dir: Path = LABELS_DIR, decisions_dir: Path = DECISIONS_DIR, fill_model: Any = None,
+    with_real: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The team-written passages merged with the store's decisions, and the decisions themselves.
 
     Args:
         fill_model: tags the themes nobody decided for a reviewed passage (see
             :func:`themes.train.with_decisions`); ``None`` counts them as absent.
+        with_real: add the real labelled Ofsted sentences, as ``themes train`` does, when
+            ``../shared`` is present (a few minutes to rebuild their text), so a challenger is not
+            trained on less real text than the champion it is compared with.
     """
-    from themes.train import load_labels, with_decisions
+    from themes.train import load_labels, load_real_training, with_decisions
 
     decisions = label_store.load_decisions(decisions_dir)
-    return with_decisions(load_labels(labels_dir), decisions, fill_model), decisions
+    frame = with_decisions(load_labels(labels_dir), decisions, fill_model)
+    real = load_real_training() if with_real else frame.iloc[:0]
+    if len(real):
+        frame = pd.concat([frame, real], ignore_index=True)
+    return frame, decisions
 
 
 def fit_candidate(
@@ -653,6 +662,9 @@ def fit_candidate(
 
     result = train(frame, params=params, themes=themes, with_learning_curve=with_learning_curve, n_splits=n_splits)
     train_df, _ = split(frame)
+    sources = train_df["source"].astype(str) if "source" in train_df else pd.Series([], dtype=str)
+    real_sources = sources[sources.str.startswith("real:")]
+    result.card["real_training"] = {"train_sentences": len(real_sources), "sets": sorted(set(real_sources))}
     trained_from_store = int((train_df["source"] == "decisions").sum()) if "source" in train_df else 0
     result.card.update({
         "label_decisions_hash": label_store.decisions_hash(decisions),
@@ -736,6 +748,7 @@ def retrain(
     labels_dir: Path = LABELS_DIR, decisions_dir: Path = DECISIONS_DIR, models_dir: Path = MODELS_DIR,
     margin: float = 0.0, params: dict | None = None, themes: Sequence[str] | None = None,
     n_splits: int = 5, with_learning_curve: bool = False, promote: bool = True, fill_undecided: bool = True,
+    with_real: bool = True,
 ) -> RetrainResult:
     """Train on the team-written passages plus every current decision; promote only if not worse.
 
@@ -746,11 +759,12 @@ def retrain(
         promote: when False the candidate is saved and compared but never made the default.
         fill_undecided: themes nobody decided for a reviewed passage take the champion's tags
             rather than counting as absent.
+        with_real: train on the real labelled Ofsted sentences too (see :func:`training_frame`).
     """
     from themes.registry import promote as make_default
 
     champion = champion_model(Path(models_dir)) if fill_undecided else None
-    frame, decisions = training_frame(labels_dir, decisions_dir, champion.model if champion else None)
+    frame, decisions = training_frame(labels_dir, decisions_dir, champion.model if champion else None, with_real)
     result = fit_candidate(frame, decisions, params, themes, n_splits, with_learning_curve)
     result.card["undecided_themes_filled_by"] = champion.version if champion else None
     decision, table = challenge(result.model, Path(models_dir), heldout_frame(labels_dir), margin)
