@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from themes.classify import ThemeClassifier, _char_wb_transform, scope_tokens
+from themes.classify import (
+    ThemeClassifier,
+    _char_wb_transform,
+    _stacked_sigmoid_models,
+    scope_tokens,
+)
 from themes.registry import load_model, save_model, set_default
 
 THEMES = ["poor_information_sharing", "optimism_bias"]
@@ -132,6 +137,27 @@ def default_model():
     from themes.registry import load_model
 
     return load_model().model
+
+
+def test_classify_stacked_scoring_equals_each_calibrated_model(default_model):
+    # predict_proba scores all themes' models in one product; the numbers must be scikit-learn's own.
+    assert _stacked_sigmoid_models(default_model) is not None, "the shipped model should take the fast path"
+    texts = [failing for _, failing, _ in CONTRASTS] + [mention for _, _, mention in CONTRASTS] + [""]
+    features = default_model._transform(texts)
+    expected = np.column_stack([est.predict_proba(features)[:, 1] for est in default_model.estimators_])
+    np.testing.assert_allclose(default_model.predict_proba(texts), expected, rtol=0, atol=1e-12)
+
+
+def test_classify_refit_replaces_the_stacked_models():
+    texts = [t for t, _ in TEXTS] * 3
+    y = np.array([lab for _, lab in TEXTS] * 3)
+    model = ThemeClassifier(themes=THEMES, use_chars=False).fit(texts, y)
+    before = model.predict_proba(texts[:4])
+    model.fit(texts, y[:, ::-1])  # the same texts, the themes' labels swapped
+    features = model._transform(texts[:4])
+    expected = np.column_stack([est.predict_proba(features)[:, 1] for est in model.estimators_])
+    np.testing.assert_allclose(model.predict_proba(texts[:4]), expected, rtol=0, atol=1e-12)
+    assert not np.allclose(model.predict_proba(texts[:4]), before)
 
 
 def test_classify_default_model_ranks_the_failing_above_the_mention(default_model):
