@@ -19,7 +19,7 @@ import time
 import unicodedata
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -547,6 +547,26 @@ def load_scan(path: Path) -> ScanResult:
     )
 
 
+def _round_robin(
+    queues: dict[str, list[int]], quotas: dict[str, int], take: Callable[[int, str], bool], kind: str
+) -> None:
+    """Offer each theme's queue to ``take`` in turn, one accepted sentence per theme per round, until
+    every quota is met or queue used up; ``take`` gets the pool name ``<kind>:<theme>``.
+
+    Round-robin so that no theme uses up a file's allowance before the others.
+    """
+    got = dict.fromkeys(queues, 0)
+    cursors = dict.fromkeys(queues, 0)
+    while any(got[t] < quotas[t] and cursors[t] < len(queues[t]) for t in queues):
+        for theme, queue in queues.items():
+            while got[theme] < quotas[theme] and cursors[theme] < len(queue):
+                index = queue[cursors[theme]]
+                cursors[theme] += 1
+                if take(index, f"{kind}:{theme}"):
+                    got[theme] += 1
+                    break
+
+
 def select_candidates(
     sentences: Sequence[tuple[Locator, str]],
     n: int = 480,
@@ -593,17 +613,7 @@ def select_candidates(
         theme: n_topic // len(themes) + (k < n_topic % len(themes))
         for k, theme in enumerate(themes)
     }
-    got = dict.fromkeys(themes, 0)
-    cursors = dict.fromkeys(themes, 0)
-    # Round-robin so that no theme uses up a file's allowance before the others.
-    while any(got[t] < quota[t] and cursors[t] < len(queues[t]) for t in themes):
-        for theme in themes:
-            while got[theme] < quota[theme] and cursors[theme] < len(queues[theme]):
-                index = queues[theme][cursors[theme]]
-                cursors[theme] += 1
-                if take(index, f"topic:{theme}"):
-                    got[theme] += 1
-                    break
+    _round_robin(queues, quota, take, "topic")
     for index in order:
         if len(chosen) >= n:
             break
@@ -736,18 +746,7 @@ def select_targeted(
     themes.sort(key=lambda t: t != "written_agreements")
 
     def draw(kind: str, quotas: dict[str, int]) -> None:
-        queues = {t: queue(t, kind == "cue") for t in themes}
-        got = dict.fromkeys(themes, 0)
-        cursors = dict.fromkeys(themes, 0)
-        # Round-robin so that no theme uses up a file's allowance before the others.
-        while any(got[t] < quotas[t] and cursors[t] < len(queues[t]) for t in themes):
-            for theme in themes:
-                while got[theme] < quotas[theme] and cursors[theme] < len(queues[theme]):
-                    index = queues[theme][cursors[theme]]
-                    cursors[theme] += 1
-                    if take(index, f"{kind}:{theme}"):
-                        got[theme] += 1
-                        break
+        _round_robin({t: queue(t, kind == "cue") for t in themes}, quotas, take, kind)
 
     draw("cue", dict.fromkeys(themes, per_theme))
     draw(
