@@ -110,8 +110,8 @@ _WORD_CACHE_LIMIT = 500_000
 
 
 def _char_wb_transform(vec: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix:
-    """``vec.transform(texts)`` for a fitted lower-casing ``char_wb`` TfidfVectorizer, about 4x
-    faster: the same counts, then the vectorizer's own tf-idf weighting and normalisation."""
+    """``vec.transform(texts)`` for a fitted lower-casing ``char_wb`` TfidfVectorizer, 2-3.5x faster
+    (cold / warm word cache): the same counts, then the vectorizer's own tf-idf weighting."""
     cache = _WORD_IDS.setdefault(vec, {})
     if len(cache) > _WORD_CACHE_LIMIT:
         cache.clear()
@@ -170,35 +170,32 @@ class _StackedSigmoid:
 _STACKED: weakref.WeakKeyDictionary[Any, _StackedSigmoid | None] = weakref.WeakKeyDictionary()
 
 
+def _sigmoid_folds(est: Any) -> list[tuple[np.ndarray, float, float, float]] | None:
+    """(weights, intercept, a, b) of each fold of a sigmoid-calibrated binary linear model, else None."""
+    if not (isinstance(est, CalibratedClassifierCV) and est.method == "sigmoid"):
+        return None
+    folds = []
+    for fold in est.calibrated_classifiers_:
+        linear, calibrator = fold.estimator, fold.calibrators[0]
+        if not hasattr(linear, "coef_") or linear.coef_.shape[0] != 1:
+            return None
+        folds.append((linear.coef_.ravel(), float(np.ravel(linear.intercept_)[0]), calibrator.a_, calibrator.b_))
+    return folds
+
+
 def _stacked_sigmoid_models(model: Any) -> _StackedSigmoid | None:
     """The stacked form of ``model.estimators_``, or None when any is not a sigmoid-calibrated
     linear model (then each is called on its own)."""
-    if model in _STACKED:
-        return _STACKED[model]
-    weights, intercepts, a, b, theme_of = [], [], [], [], []
-    stacked: _StackedSigmoid | None = None
-    for j, est in enumerate(model.estimators_):
-        if not (isinstance(est, CalibratedClassifierCV) and est.method == "sigmoid"):
-            break
-        for fold in est.calibrated_classifiers_:
-            linear, calibrator = fold.estimator, fold.calibrators[0]
-            if not hasattr(linear, "coef_") or linear.coef_.shape[0] != 1:
-                break
-            weights.append(linear.coef_.ravel())
-            intercepts.append(float(np.ravel(linear.intercept_)[0]))
-            a.append(calibrator.a_)
-            b.append(calibrator.b_)
-            theme_of.append(j)
-        else:
-            continue
-        break
-    else:
-        if not weights:
-            return None
-        stacked = _StackedSigmoid(np.column_stack(weights), np.array(intercepts), np.array(a), np.array(b),
-                                  np.array(theme_of), len(model.estimators_))  # fmt: skip
-    _STACKED[model] = stacked
-    return stacked
+    if model not in _STACKED:
+        per_theme = [_sigmoid_folds(est) for est in model.estimators_]
+        stacked = None
+        if per_theme and all(per_theme):
+            folds = [(j, *fold) for j, theme_folds in enumerate(per_theme) for fold in theme_folds]
+            theme_of, weights, intercepts, a, b = zip(*folds)
+            stacked = _StackedSigmoid(np.column_stack(weights), np.array(intercepts), np.array(a), np.array(b),
+                                      np.array(theme_of), len(per_theme))  # fmt: skip
+        _STACKED[model] = stacked
+    return _STACKED[model]
 
 
 @cache

@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
@@ -918,15 +918,11 @@ def review_type_from_text(cover: str, first_pages: str) -> str | None:
 def year_from_text(cover: str, first_pages: str) -> int | None:
     """Year of the review: its publication date, else a "Month YYYY" on the cover, else any year
     on the cover or pages 1–3."""
-    for pattern in (_PUBLISHED_RE, _MONTH_YEAR_RE):
+    for pattern in (_PUBLISHED_RE, _MONTH_YEAR_RE, _YEAR_RE):
         for text in (cover, first_pages):
             m = pattern.search(text)
             if m:
                 return int(m.group(1))
-    for text in (cover, first_pages):
-        m = _YEAR_RE.search(text)
-        if m:
-            return int(m.group(1))
     return None
 
 
@@ -1224,9 +1220,8 @@ def _ocr_into(doc: Document, path: Path, settings: IngestSettings) -> None:
             doc.error = (f"{scan} and OCR failed (ocrmypdf exit code {done.returncode}: "
                          f"{_one_sentence(last)}).")  # fmt: skip
             return
-        fresh = Document(doc_id=doc.doc_id, file=doc.file)
-        for key, value in metadata_from_filename(path.name).items():
-            setattr(fresh, key, value)
+        # ``doc`` holds only what the file name said and the page count: start from that.
+        fresh = replace(doc, status="ok", error_kind=None, error=None, bad_pages=[])
         _ingest_into(fresh, ocred, settings, name=path.name)
     if fresh.status != "ok":
         doc.error = f"{scan} and OCR found no text in it."

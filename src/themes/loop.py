@@ -665,7 +665,7 @@ def fit_candidate(
     sources = train_df["source"].astype(str) if "source" in train_df else pd.Series([], dtype=str)
     real_sources = sources[sources.str.startswith("real:")]
     result.card["real_training"] = {"train_sentences": len(real_sources), "sets": sorted(set(real_sources))}
-    trained_from_store = int((train_df["source"] == "decisions").sum()) if "source" in train_df else 0
+    trained_from_store = int((sources == "decisions").sum())
     result.card.update({
         "label_decisions_hash": label_store.decisions_hash(decisions),
         "n_label_decisions": len(decisions),
