@@ -77,10 +77,6 @@ def scope_tokens(text: str) -> list[str]:
     return out
 
 
-def _identity(tokens: list[str]) -> list[str]:
-    return tokens
-
-
 def _scope_analyzer(text: str) -> list[str]:
     tokens = scope_tokens(text)
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]

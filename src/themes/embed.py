@@ -95,11 +95,6 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def clear_cache() -> None:
-    """Forget every cached embedding."""
-    _cache.clear()
-
-
 @contextlib.contextmanager
 def cache_disabled() -> Iterator[None]:
     """Embed every text afresh inside the block (for honest throughput timings)."""

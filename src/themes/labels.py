@@ -319,13 +319,6 @@ def _to_labelstudio(decisions: Sequence[Decision]) -> str:
     return json.dumps(list(tasks.values()), ensure_ascii=False, indent=1) + "\n"
 
 
-def labelstudio_config(themes: Sequence[str]) -> str:
-    """A Label Studio labelling interface for the exported tasks: accept/reject per theme."""
-    blocks = [f'  <Header value="{t}"/>\n  <Choices name="{t}" toName="text" choice="single">\n'
-              '    <Choice value="accept"/><Choice value="reject"/>\n  </Choices>' for t in themes]
-    return '<View>\n  <Text name="text" value="$text"/>\n' + "\n".join(blocks) + "\n</View>\n"
-
-
 def _to_argilla(decisions: Sequence[Decision]) -> str:
     records = []
     for d in decisions:
