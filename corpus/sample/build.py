@@ -16,8 +16,14 @@ YAML file leaves its PDF unchanged in git.
 YAML keys beyond the shared schema, all optional: ``child`` (cover line; default: the part of the
 title after its last colon), ``reviewer`` (cover line "Independent reviewer: <reviewer>") or
 ``author`` (a full cover line, e.g. for a national review), ``published`` (e.g. "March 2021";
-default: a month derived from the stem), per section ``new_page`` (default true), and a block
-``h: "sub-heading"``. Footnote markers ``[^n]`` may appear in paragraphs and bullets, not tables.
+default: a month derived from the stem), per section ``new_page`` (default true), a block
+``h: "sub-heading"``, and a block ``box: {title: "Learning point 1", text: "..."}`` (a boxed
+learning point, ruled and shaded). Footnote markers ``[^n]`` may appear in paragraphs and bullets,
+not tables or boxes.
+
+``--root DIR`` builds another corpus laid out the same way (``DIR/src/*.yaml`` into ``DIR/*.pdf``,
+checked against ``DIR/expected/``), such as the held-out document-evaluation set in
+``corpus/doc-eval``.
 """
 
 from __future__ import annotations
@@ -187,7 +193,7 @@ def load_spec(path: Path) -> dict[str, Any]:
         for bi, block in enumerate(sec["blocks"], 1):
             if not isinstance(block, dict) or len(block) != 1:
                 raise SampleError(f"{where} block {bi} must have exactly one key: p, bullets, "
-                                  "table or h.")  # fmt: skip
+                                  "table, box or h.")  # fmt: skip
             kind, value = next(iter(block.items()))
             if kind == "p" or kind == "h":
                 cited += FN_MARKER.findall(str(value))
@@ -203,6 +209,13 @@ def load_spec(path: Path) -> dict[str, Any]:
                 width = len(value["header"])
                 if any(len(row) != width for row in value["rows"]):
                     raise SampleError(f"{where} block {bi}: every table row needs {width} cells.")
+            elif kind == "box":
+                if not isinstance(value, dict) or not value.get("text"):
+                    raise SampleError(f"{where} block {bi}: a box needs a 'text' (and may have "
+                                      "a 'title').")  # fmt: skip
+                if FN_MARKER.search(str(value.get("text"))):
+                    raise SampleError(f"{where} block {bi}: footnote markers are not supported "
+                                      "in boxes; cite the footnote in a paragraph.")  # fmt: skip
             else:
                 raise SampleError(f"{where} block {bi}: unknown block kind {kind!r}.")
     undefined = sorted(set(cited) - set(spec["footnotes"]), key=int)
@@ -443,6 +456,24 @@ def make_table(block: dict[str, Any], width: float) -> list[Flowable]:
     return out
 
 
+def make_box(block: dict[str, Any], width: float) -> list[Flowable]:
+    """A boxed learning point: an optional bold title over the text, ruled and shaded."""
+    cells = []
+    if block.get("title"):
+        cells.append([Paragraph(inline(str(block["title"]))[0], CELL_HEAD)])
+    cells.append([Paragraph(inline(str(block["text"]))[0], BODY)])
+    box = Table(cells, colWidths=[width - 4], hAlign="LEFT")
+    box.setStyle(TableStyle([
+        ("BOX", (0, 0), (-1, -1), 1.0, colors.HexColor("#2f4f6f")),
+        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#eef2f6")),
+        ("LEFTPADDING", (0, 0), (-1, -1), 8),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 8),
+        ("TOPPADDING", (0, 0), (-1, -1), 5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+    ]))  # fmt: skip
+    return [Spacer(1, 4), box, Spacer(1, 10)]
+
+
 def cover_flowables(spec: dict[str, Any], stem: str) -> list[Flowable]:
     """The cover page: partnership, title, child, review type, date and author."""
     big = ParagraphStyle("cv1", fontName="Helvetica-Bold", fontSize=22, leading=28,
@@ -527,6 +558,8 @@ def story(spec: dict[str, Any], stem: str, pages: dict[int, int]) -> list[Flowab
                 out.append(Spacer(1, 5))
             elif kind == "table":
                 out += make_table(value, width)
+            elif kind == "box":
+                out += make_box(value, width)
     return out
 
 
@@ -549,7 +582,7 @@ def render(spec: dict[str, Any], stem: str) -> tuple[bytes, int]:
 
 def check_expected(spec: dict[str, Any], stem: str) -> list[str]:
     """Differences between ``expected/<stem>.json`` and the YAML (empty when they agree)."""
-    path = EXPECTED_DIR / f"{stem}.json"
+    path = HERE / "expected" / f"{stem}.json"
     if not path.exists():
         return [f"{stem}: expected/{stem}.json is missing."]
     got = json.loads(path.read_text(encoding="utf-8"))
@@ -566,15 +599,25 @@ def check_expected(spec: dict[str, Any], stem: str) -> list[str]:
     return problems
 
 
-def build(stems: list[str] | None = None) -> int:
-    """Render the named stems (all when ``None``) and return the number of problems found."""
-    paths = sorted(SRC_DIR.glob("*.yaml"))
+def build(stems: list[str] | None = None, root: Path | None = None) -> int:
+    """Render the named stems (all when ``None``) and return the number of problems found.
+
+    Args:
+        stems: the stems to build; all of ``src/*.yaml`` when ``None``.
+        root: the corpus folder (``src/`` and ``expected/`` inside it, PDFs written into it);
+            this script's own folder, the sample corpus, by default.
+    """
+    global HERE
+    if root is not None:
+        HERE = Path(root).resolve()
+    src_dir = HERE / "src"
+    paths = sorted(src_dir.glob("*.yaml"))
     if stems:
         wanted = set(stems)
         missing = wanted - {p.stem for p in paths}
         if missing:
             print(
-                f"no such sample source: {sorted(missing)} (looked in {SRC_DIR})", file=sys.stderr
+                f"no such sample source: {sorted(missing)} (looked in {src_dir})", file=sys.stderr
             )
             return len(missing)
         paths = [p for p in paths if p.stem in wanted]
@@ -603,8 +646,10 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry: ``build.py [STEM ...]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stems", nargs="*", help="stems to build (default: all src/*.yaml)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="corpus folder holding src/ and expected/ (default: corpus/sample)")
     args = parser.parse_args(argv)
-    return 1 if build(args.stems or None) else 0
+    return 1 if build(args.stems or None, args.root) else 0
 
 
 if __name__ == "__main__":
