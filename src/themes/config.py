@@ -44,6 +44,9 @@ class IngestSettings:
     max_file_mb: float = 200.0
     #: Pages beyond this are not read (a review is 20–80 pages; annual reports ~150).
     max_pages: int = 400
+    #: Address-space limit of each reader process, in MiB; a file needing more (a decompression
+    #: bomb) ends as ``too_large`` and the run goes on. 0 turns the limit off.
+    max_memory_mb: int = 2048
     #: Share of the page height treated as header / footer band.
     margin_band: float = 0.09
     #: A line in the margin band repeating on at least this share of pages is a running header.
