@@ -46,9 +46,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from themes.config import INGEST, shared_dir  # noqa: E402
-from themes.ingest import ingest_many, ingest_pdf  # noqa: E402
-from themes.types import ERROR_KINDS, Document  # noqa: E402
+from themes.config import INGEST, shared_dir
+from themes.ingest import ingest_many, ingest_pdf
+from themes.types import ERROR_KINDS, Document
 
 KINDS = ("bitflip", "truncate", "duplicate_object", "delete_object", "inflate_length")
 _OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b.*?endobj", re.DOTALL)
@@ -103,7 +103,7 @@ def _timed_ingest(path: Path, settings: object) -> Document:
     return doc
 
 
-def _reader_func():  # noqa: ANN202
+def _reader_func():  # type: ignore[no-untyped-def]
     """``_timed_ingest`` under a name the reader processes can import (not ``__main__``)."""
     if __name__ != "__main__":
         return _timed_ingest
@@ -223,7 +223,7 @@ def _ingest_batch(
         result.crashes.append(f"ingest_many raised {type(exc).__name__}: {exc}")
     missing = set(kinds) - seen
     if missing:
-        result.crashes.append(f"{len(missing)} files never came back, e.g. {sorted(missing)[0]}")
+        result.crashes.append(f"{len(missing)} files never came back, e.g. {min(missing)}")
 
 
 def table(result: Result) -> str:

@@ -89,10 +89,10 @@ def check_served_parameters(
     if _under(out, roots) is None:
         raise ValueError(f"Refusing out={out!r}: served runs may only write under {allowed} "
                          "(start the server with --allow DIR to add one).")  # fmt: skip
-    if model and ("/" in model or os.sep in model or model.startswith(".")):
-        if _under(model, roots + [MODELS_DIR]) is None:
-            raise ValueError(f"Refusing model={model!r}: give a version name from {MODELS_DIR} or a "
-                             f"folder under {allowed}.")  # fmt: skip
+    looks_like_path = model and ("/" in model or os.sep in model or model.startswith("."))
+    if looks_like_path and _under(model, roots + [MODELS_DIR]) is None:  # type: ignore[arg-type]
+        raise ValueError(f"Refusing model={model!r}: give a version name from {MODELS_DIR} or a "
+                         f"folder under {allowed}.")  # fmt: skip
     if not 1 <= int(workers) <= MAX_SERVED_WORKERS:
         raise ValueError(f"Refusing workers={workers}: served runs use 1 to {MAX_SERVED_WORKERS}.")
     if dask_address:

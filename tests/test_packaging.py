@@ -52,13 +52,13 @@ def test_packaging_wheel_runs_from_an_empty_folder_and_writes_outside_site_packa
            if not k.startswith(("PREFECT_", "THEMES_", "PYTHON", "VIRTUAL_ENV"))}  # fmt: skip
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")  # fmt: skip
-    where = subprocess.run([str(python), "-c", "import themes, themes.config as c; "
-                            "print(themes.__file__); print(c.MODELS_DIR); print(c.CODEBOOK_PATH)"],
+    probe = "import themes, themes.config as c; print(themes.__file__, c.MODELS_DIR, c.CODEBOOK_PATH, sep='\\n')"
+    where = subprocess.run([str(python), "-c", probe],
                            cwd=work, env=env, check=True, capture_output=True, text=True).stdout  # fmt: skip
     assert str(purelib) in where.splitlines()[0], where
     assert str(SOURCE_ROOT) not in where, "the installed package must not find the checkout"
     done = subprocess.run([str(venv / "bin" / "themes"), "run", "--corpus", "reviews", "--out", "out"],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     documents = pd.read_csv(work / "out" / "documents.csv")
     assert (documents["status"] == "ok").sum() >= 10

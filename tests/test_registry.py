@@ -31,8 +31,13 @@ Y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [0, 0], [0, 0], [0
 
 @pytest.mark.parametrize(
     "settings",
-    [{}, {"calibrate": False}, {"model": "svm"}, {"model": "svm", "calibrate": False},
-     {"use_chars": False, "use_scope": False}],  # fmt: skip
+    [
+        {},
+        {"calibrate": False},
+        {"model": "svm"},
+        {"model": "svm", "calibrate": False},
+        {"use_chars": False, "use_scope": False},
+    ],
 )
 def test_registry_model_types_cover_every_classifier_setting(tmp_path: Path, settings: dict) -> None:
     model = ThemeClassifier(themes=["a", "b"], **settings).fit(TEXTS, Y)

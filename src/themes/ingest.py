@@ -1162,7 +1162,7 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str 
         pdf = pdfplumber.open(path)
     except MemoryError:
         raise  # a decompression bomb: the whole file is refused, not one page
-    except Exception as exc:  # noqa: BLE001 - pdfminer raises anything on a broken file
+    except Exception as exc:  # pdfminer raises anything on a broken file
         if _out_of_memory(exc):
             raise MemoryError from exc
         kind, message = _classify_open_error(name, exc)
@@ -1174,7 +1174,7 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str 
             n_pages = len(pages)
         except MemoryError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a broken page tree raises anything
+        except Exception as exc:  # a broken page tree raises anything
             if _out_of_memory(exc):
                 raise MemoryError from exc
             kind, message = _classify_open_error(name, exc)
@@ -1196,7 +1196,7 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str 
                 page_data.append(_read_page(page, index + 1))
             except MemoryError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one bad page must not lose the rest
+            except Exception as exc:  # one bad page must not lose the rest
                 if _out_of_memory(exc):
                     raise MemoryError from exc
                 log.warning("%s page %d could not be read: %s: %s", name, index + 1,
