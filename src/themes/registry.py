@@ -24,8 +24,9 @@ CARD_JSON = "card.json"
 CARD_MD = "card.md"
 DEFAULT_POINTER = "DEFAULT"
 
-#: Every type a saved :class:`~themes.classify.ThemeClassifier` is made of, in any of its settings
-#: (logreg or svm, calibrated or not, any feature set). The one list :func:`load_model` trusts;
+#: Every type a saved :class:`~themes.classify.ThemeClassifier` (or the optional
+#: :class:`~themes.embed.EmbeddingClassifier`) is made of, in any of its settings (logreg or svm,
+#: calibrated or not, any feature set). The one list :func:`load_model` trusts;
 #: tests/test_registry.py checks that a model in each setting writes nothing outside it.
 MODEL_TYPES: frozenset[str] = frozenset({
     "builtins.bool", "builtins.dict", "builtins.float", "builtins.int", "builtins.list",
@@ -41,6 +42,8 @@ MODEL_TYPES: frozenset[str] = frozenset({
     "sklearn.svm._classes.LinearSVC",
     "themes.classify.ThemeClassifier",
     "themes.classify._scope_analyzer",
+    "themes.embed.EmbeddingClassifier",  # the optional comparison model (themes[embeddings])
+    "themes.embed._scope_bigrams",
 })  # fmt: skip
 
 
