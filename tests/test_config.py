@@ -39,3 +39,13 @@ def test_config_themes_home_moves_everything_written(tmp_path: Path) -> None:
     assert out[:3] == [str(home / "out"), str(home / "corpus" / "labels"), str(home / ".prefect")]
     # No models/DEFAULT under the new home yet: the shipped default model is read where it is.
     assert Path(out[3], "DEFAULT").is_file()
+
+
+def test_config_a_wheel_install_trains_into_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    from themes import config
+
+    monkeypatch.setattr(config, "SOURCE_ROOT", None)
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path)
+    bundled = config.PACKAGE_DIR / "bundled_models"
+    assert config.writable_models_dir(bundled) == tmp_path / "models"
+    assert config.writable_models_dir(tmp_path / "mine") == tmp_path / "mine"

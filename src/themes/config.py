@@ -62,6 +62,17 @@ MODELS_DIR = _first_existing(PROJECT_ROOT / "models" / "DEFAULT", _BUNDLED_MODEL
 DEFAULT_OUT_DIR = PROJECT_ROOT / "out"
 
 
+def writable_models_dir(models_dir: Path) -> Path:
+    """``models_dir``, or the home folder's ``models/`` when it is the copy inside an installed wheel.
+
+    Training and promoting write here, so a wheel install never writes into site-packages.
+    """
+    bundled = PACKAGE_DIR / "bundled_models"
+    if SOURCE_ROOT is None and Path(models_dir).resolve() == bundled.resolve():
+        return PROJECT_ROOT / "models"
+    return Path(models_dir)
+
+
 def privacy_defaults() -> None:
     """Turn Prefect's analytics off and set ``DO_NOT_TRACK=1``, before Prefect is imported.
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import skops.io as sio
 
+from themes import config
 from themes.classify import ThemeClassifier
 from themes.config import MODELS_DIR
 
@@ -76,6 +77,7 @@ class LoadedModel:
 
 def save_model(model: ThemeClassifier, card: dict, version: str, models_dir: Path = MODELS_DIR) -> Path:
     """Write the model and its card under ``models_dir/version`` and return that folder."""
+    models_dir = config.writable_models_dir(models_dir)  # never into an installed package
     folder = models_dir / version
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (MODEL_FILE + ".tmp")
@@ -128,6 +130,7 @@ def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -
 
 def set_default(version: str, models_dir: Path = MODELS_DIR) -> None:
     """Point ``models/DEFAULT`` at ``version`` (atomically)."""
+    models_dir = config.writable_models_dir(models_dir)  # never into an installed package
     resolve(version, models_dir)
     tmp = models_dir / (DEFAULT_POINTER + ".tmp")
     tmp.write_text(version + "\n")
