@@ -24,7 +24,7 @@ from themes import aggregate as agg
 from themes import dedup, ingest, report, segment, store
 from themes.classify import score_passages
 from themes.codebook import load_codebook
-from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, IngestSettings
+from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
 from themes.registry import load_model
 from themes.types import Document, Passage
 
@@ -47,13 +47,14 @@ def read_document(
     """
     rel = str(path.relative_to(corpus))
     doc_id = ingest.doc_id_of(path)
-    cached = store.load_cached(cache_dir, doc_id, rel)
+    key = store.cache_key(settings, SEGMENT)  # a changed setting or code version re-reads
+    cached = store.load_cached(cache_dir, doc_id, rel, key)
     if cached and not (settings.ocr and cached[0].error_kind == "no_text_layer"):
         return (*cached, True)
     document = ingest.ingest_with_timeout(path, settings)
     document.file = rel
     passages = segment.segment(document)
-    store.save_cached(cache_dir, document, passages)
+    store.save_cached(cache_dir, document, passages, key)
     return document, passages, False
 
 

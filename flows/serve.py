@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from themes.config import DEFAULT_OUT_DIR, PROJECT_ROOT, SAMPLE_DIR
+from themes.config import DEFAULT_OUT_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
 
 # Before Prefect is imported (it reads its settings once): project-local database, no telemetry.
 os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
@@ -49,6 +49,57 @@ PIPELINE_DEPLOYMENT = "pipeline"
 RETRAIN_DEPLOYMENT = "retrain"
 DEFAULT_PORT = 4200
 HOST = "127.0.0.1"
+#: Set by ``main`` for the flow runs it serves (they inherit it): the roots that served path
+#: parameters must lie under, and the Dask schedulers a run may be sent to.
+ALLOW_ENV = "THEMES_SERVE_ALLOW"
+ALLOW_DASK_ENV = "THEMES_SERVE_ALLOW_DASK"
+#: Most documents a served run may read at once.
+MAX_SERVED_WORKERS = 8
+
+
+def _under(path: str, roots: list[Path]) -> Path | None:
+    resolved = Path(path).expanduser().resolve()  # follows symlinks and ".." before comparing
+    return resolved if any(resolved.is_relative_to(r.resolve()) for r in roots) else None
+
+
+def served_roots() -> list[Path]:
+    """The folders served runs may read and write under: ``--allow`` roots, else the home folder."""
+    raw = os.environ.get(ALLOW_ENV)
+    return [Path(p) for p in raw.split(os.pathsep) if p] if raw else [PROJECT_ROOT]
+
+
+def check_served_parameters(
+    corpus: str, out: str, model: str | None, workers: int, dask_address: str | None
+) -> None:
+    """Refuse served parameters that point outside the allowed roots; one sentence per refusal.
+
+    The server has no authentication, so anyone who can reach it chooses these values: paths must
+    lie under the ``--allow`` roots named when the server started (the bundled sample corpus may
+    also be read, and models/ is always allowed for ``model``), and ``dask_address`` must be one
+    that ``--allow-dask`` named.
+
+    Raises:
+        ValueError: naming the parameter, its value and what is allowed.
+    """
+    roots = served_roots()
+    allowed = ", ".join(str(r) for r in roots)
+    if _under(corpus, roots + [SAMPLE_DIR]) is None:
+        raise ValueError(f"Refusing corpus={corpus!r}: served runs may only read folders under {allowed} "
+                         "(start the server with --allow DIR to add one).")  # fmt: skip
+    if _under(out, roots) is None:
+        raise ValueError(f"Refusing out={out!r}: served runs may only write under {allowed} "
+                         "(start the server with --allow DIR to add one).")  # fmt: skip
+    looks_like_path = model and ("/" in model or os.sep in model or model.startswith("."))
+    if looks_like_path and _under(model, roots + [MODELS_DIR]) is None:  # type: ignore[arg-type]
+        raise ValueError(f"Refusing model={model!r}: give a version name from {MODELS_DIR} or a "
+                         f"folder under {allowed}.")  # fmt: skip
+    if not 1 <= int(workers) <= MAX_SERVED_WORKERS:
+        raise ValueError(f"Refusing workers={workers}: served runs use 1 to {MAX_SERVED_WORKERS}.")
+    if dask_address:
+        permitted = [a for a in os.environ.get(ALLOW_DASK_ENV, "").split(",") if a]
+        if dask_address not in permitted:
+            raise ValueError(f"Refusing dask_address={dask_address!r}: served runs may only use a "
+                             "scheduler named with --allow-dask when the server started.")  # fmt: skip
 
 
 @flow(name=PIPELINE_FLOW, log_prints=True)
@@ -74,6 +125,7 @@ def themes_run(
         sections: "all" counts every review section; "findings" only analysis and learning.
         ocr: OCR scanned PDFs (no text layer); needs ocrmypdf and tesseract on the server.
     """
+    check_served_parameters(corpus, out, model, workers, dask_address)
     return run(
         corpus,
         out,
@@ -306,6 +358,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pid-file", type=Path, default=None, help="Default: $PREFECT_HOME/server.pid."
     )
+    parser.add_argument(
+        "--host",
+        default=HOST,
+        help=f"Address the server listens on; default {HOST} (this machine only). The server has "
+        "no authentication: anyone who can reach it can start runs.",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="A folder served runs may read and write under (repeatable); default: the --corpus "
+        "and --out folders.",
+    )
+    parser.add_argument(
+        "--allow-dask",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="A Dask scheduler (tcp://HOST:8786) served runs may use as dask_address (repeatable); "
+        "without it dask_address is refused.",
+    )
     return parser.parse_args(argv)
 
 
@@ -320,16 +395,23 @@ def main(argv: list[str] | None = None) -> int:
     from prefect import serve
     from prefect.deployments import run_deployment
 
-    port = args.port or free_port(DEFAULT_PORT)
-    url = f"http://{HOST}:{port}"
+    # Flow runs are child processes of this one and inherit these: see check_served_parameters.
+    roots = args.allow or [Path(args.corpus), Path(args.out)]
+    os.environ[ALLOW_ENV] = os.pathsep.join(str(r.expanduser().resolve()) for r in roots)
+    os.environ[ALLOW_DASK_ENV] = ",".join(args.allow_dask)
+    port = args.port or free_port(DEFAULT_PORT, args.host)
+    client_host = HOST if args.host in ("0.0.0.0", "::", "") else args.host
+    url = f"http://{client_host}:{port}"
     log_file = Path(os.environ["PREFECT_HOME"]) / "server.log"
-    server = start_server(HOST, port, log_file)
+    server = start_server(args.host, port, log_file)
     stop = threading.Event()
     try:
         waited = wait_healthy(f"{url}/api/health", args.startup_timeout, server)
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()} {url}\n")
         print(f"Prefect server ready in {waited:.1f} s: open {url} (log: {log_file})", flush=True)
+        print(f"Served runs may use folders under: {os.environ[ALLOW_ENV].replace(os.pathsep, ', ')}",
+              flush=True)  # fmt: skip
         with api_settings(f"{url}/api"):
             served = deployments(
                 str(Path(args.corpus).resolve()), str(Path(args.out).resolve()), args.interval

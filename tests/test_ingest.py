@@ -373,7 +373,7 @@ def _crashing_ingest(path: Path, settings: object) -> Document:
 
 def test_ingest_with_timeout_reports_a_crashed_worker() -> None:
     doc = ingest_with_timeout(DATA / "numbered.pdf", func=_crashing_ingest)
-    _assert_one_sentence_error(doc, "numbered.pdf", "corrupt")
+    _assert_one_sentence_error(doc, "numbered.pdf", "reader_crashed")
     assert "exit code 3" in (doc.error or "")
 
 
@@ -653,3 +653,44 @@ def test_ingest_sample_corpus_metadata_and_clean_text(expected_path: Path) -> No
     short = Counter(p.text for p in doc.paragraphs if len(p.text) < 150)
     assert not [t for t, n in short.items() if n >= max(3, doc.pages // 2)]
     assert any(re.match(r"\d+\.\d+\s", p.text) for p in doc.paragraphs)
+
+
+# --- hostile PDFs -------------------------------------------------------------------------------
+
+
+def _write_bomb_pdf(path: Path, inflated_mib: int) -> None:
+    """A one-page PDF whose content stream inflates from about 1 MB to ``inflated_mib`` MiB."""
+    import zlib
+
+    packer = zlib.compressobj(9)
+    chunk = b" " * 2**20
+    stream = b"".join(packer.compress(chunk) for _ in range(inflated_mib)) + packer.flush()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_ingest_refuses_a_decompression_bomb_as_too_large(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.pdf"
+    _write_bomb_pdf(bomb, inflated_mib=1024)
+    assert bomb.stat().st_size < 5 * 2**20
+    settings = replace(INGEST, max_memory_mb=512, timeout_s=60.0)
+    started = time.monotonic()
+    docs = list(ingest_many([bomb, DATA / "numbered.pdf"], settings=settings))
+    assert time.monotonic() - started < settings.timeout_s
+    _assert_one_sentence_error(docs[0], "bomb.pdf", "too_large")
+    assert docs[0].doc_id == doc_id_of(bomb)
+    assert docs[1].status == "ok", "the run goes on after the bomb"

@@ -109,7 +109,7 @@ def served(tmp_path):
     with open(tmp_path / "serve.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "flows.serve", "--port", str(port),
-             "--pid-file", str(tmp_path / "serve.pid")],
+             "--pid-file", str(tmp_path / "serve.pid"), "--allow", str(tmp_path)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     info = {"process": process, "url": f"http://127.0.0.1:{port}", "port": port,
@@ -168,6 +168,10 @@ def test_serve_runs_the_deployment_with_parameters_and_stops_cleanly(served, tmp
                                   parameters={"corpus": str(corpus), "out": str(out), "workers": 2,
                                               "sections": "findings"})
         assert flow_run.state.is_completed(), served["log"].read_text()[-3000:]
+        refused = run_deployment(DEPLOYMENT, timeout=300, poll_interval=2,
+                                 parameters={"corpus": str(corpus), "out": "/etc"})
+        assert refused.state.is_failed()
+        assert "Refusing out='/etc'" in served["log"].read_text() + str(refused.state.message)
         with get_client(sync_client=True) as client:
             children = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": [flow_run.id]}))
@@ -198,3 +202,43 @@ def test_serve_runs_the_deployment_with_parameters_and_stops_cleanly(served, tmp
     assert not served["pid_file"].exists()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", served["port"])) != 0, "the server port still answers"
+
+
+def test_serve_refuses_paths_outside_the_allowed_roots(tmp_path, monkeypatch):
+    from flows.serve import ALLOW_DASK_ENV, ALLOW_ENV, check_served_parameters
+
+    monkeypatch.setenv(ALLOW_ENV, str(tmp_path))
+    monkeypatch.setenv(ALLOW_DASK_ENV, "tcp://10.0.0.5:8786")
+    ok = {"corpus": str(tmp_path / "in"), "out": str(tmp_path / "out"), "model": None, "workers": 2,
+          "dask_address": None}
+    check_served_parameters(**ok)
+    check_served_parameters(**{**ok, "dask_address": "tcp://10.0.0.5:8786", "model": "2026-11-23-d3030c00"})
+    refused = [
+        ({"out": "/etc"}, "Refusing out='/etc'"),
+        ({"out": str(tmp_path / ".." / "elsewhere")}, "Refusing out="),
+        ({"corpus": "/"}, "Refusing corpus='/'"),
+        ({"model": "/tmp/evil/model"}, "Refusing model="),
+        ({"workers": 500}, "Refusing workers=500"),
+        ({"dask_address": "tcp://attacker:8786"}, "Refusing dask_address="),
+    ]
+    for change, message in refused:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")) as error:
+            check_served_parameters(**{**ok, **change})
+        assert "\n" not in str(error.value)
+
+
+def test_serve_symlink_out_of_an_allowed_root_is_refused(tmp_path, monkeypatch):
+    from flows.serve import ALLOW_ENV, check_served_parameters
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "link").symlink_to("/etc")
+    monkeypatch.setenv(ALLOW_ENV, str(tmp_path / "root"))
+    with pytest.raises(ValueError, match="Refusing out="):
+        check_served_parameters(str(tmp_path / "root"), str(tmp_path / "root" / "link"), None, 1, None)
+
+
+def test_serve_listens_on_loopback_unless_told_otherwise():
+    from flows.serve import parse_args
+
+    assert parse_args([]).host == "127.0.0.1"
+    assert parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"

@@ -78,4 +78,65 @@ def test_store_outputs_get_ordinary_file_permissions(tmp_path):
 
     store.write_csv(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
     # Not mkstemp's private 0600: the same mode as a file opened for writing under this umask.
-    assert stat.S_IMODE(os.stat(tmp_path / "t.csv").st_mode) == 0o666 & ~store._UMASK
+    (tmp_path / "plain.txt").write_text("x")
+    assert stat.S_IMODE(os.stat(tmp_path / "t.csv").st_mode) == stat.S_IMODE(
+        os.stat(tmp_path / "plain.txt").st_mode
+    )
+
+
+def test_store_reader_crashes_are_typed_and_not_cached(tmp_path):
+    doc = Document(doc_id="d" * 64, file="x.pdf", status="error", error_kind="reader_crashed",
+                   error="x.pdf crashed the reader process (exit code -9).")
+    store.save_cached(tmp_path, doc, [])
+    assert store.load_cached(tmp_path, doc.doc_id, "x.pdf") is None
+    # The same words in a lasting error do not make it transient: kinds are typed, not matched.
+    doc.error_kind = "corrupt"
+    assert not store.is_transient_failure(doc)
+
+
+@pytest.mark.parametrize("change", [{"margin_band": 0.12}, {"max_pages": 10}, {"max_memory_mb": 512}])
+def test_store_cache_key_changes_with_ingest_settings(change):
+    from dataclasses import replace
+
+    from themes.config import INGEST
+
+    assert store.cache_key(replace(INGEST, **change)) != store.cache_key(INGEST)
+    # Time limits and the OCR switch change how a run goes, not what a read file yields.
+    assert store.cache_key(replace(INGEST, timeout_s=5.0, ocr=True)) == store.cache_key(INGEST)
+
+
+def test_store_cache_key_changes_with_segment_settings():
+    from dataclasses import replace
+
+    from themes.config import SEGMENT
+
+    assert store.cache_key(segment=replace(SEGMENT, max_chars=400)) != store.cache_key()
+
+
+def test_store_changing_an_ingest_setting_rereads_cached_documents(tmp_path):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from flows.pipeline import read_document
+    from themes.config import INGEST
+
+    corpus = Path(__file__).resolve().parent / "data"
+    pdf = corpus / "numbered.pdf"
+    first = read_document.fn(pdf, corpus, tmp_path, INGEST)
+    again = read_document.fn(pdf, corpus, tmp_path, INGEST)
+    changed = read_document.fn(pdf, corpus, tmp_path, replace(INGEST, margin_band=0.12))
+    assert (first[2], again[2], changed[2]) == (False, True, False)
+
+
+def test_store_writes_without_changing_the_process_umask(tmp_path):
+    import os
+    import stat
+
+    before = os.umask(0o027)
+    try:
+        store.atomic_write_text(tmp_path / "a.txt", "x")
+        mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+        assert mode == 0o640
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(before)

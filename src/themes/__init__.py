@@ -1,3 +1,8 @@
 """themes: find the Child Safeguarding Practice Review Panel's practice themes in review PDFs."""
 
+from themes.config import privacy_defaults
+
+# Before anything imports Prefect (it reads its settings once): no analytics, DO_NOT_TRACK=1.
+privacy_defaults()
+
 __version__ = "0.1.0"

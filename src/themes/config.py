@@ -1,8 +1,17 @@
 """One home for paths and defaults.
 
-Paths are relative to the project root (the folder holding ``pyproject.toml``) unless given
-absolutely. ``../shared`` material is found through ``SHARED_DIR`` and is optional: anything that
-needs it must skip cleanly when :func:`shared_dir` returns ``None``.
+Where things live depends on how themes is installed:
+
+- **from a source checkout** (``make install``, ``pip install -e .``): everything is under the
+  project root, the folder holding ``pyproject.toml``, as before;
+- **from a wheel** (``pip install .``): the codebook, the default model and the sample PDFs are
+  read from the package's own data (``themes/bundled_*``), and everything the tool *writes*
+  (``out/``, ``.prefect/``, label decisions in ``corpus/labels``, trained models) goes under
+  ``THEMES_HOME``, or the current folder when that is unset, never into site-packages.
+
+Setting ``THEMES_HOME`` overrides both: a codebook or ``models/DEFAULT`` found there is used
+instead of the bundled one. ``../shared`` material is found through ``THEMES_SHARED_DIR`` and is
+optional: anything that needs it must skip cleanly when :func:`shared_dir` returns ``None``.
 """
 
 from __future__ import annotations
@@ -11,7 +20,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parents[1]
+#: The source checkout this package runs from, or None when it is installed from a wheel.
+SOURCE_ROOT: Path | None = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() and (
+    _CHECKOUT / "src" / "themes"
+).is_dir() else None
+
+
+def _home() -> Path:
+    """Where the tool reads and writes its working files: THEMES_HOME, the checkout, or cwd."""
+    if os.environ.get("THEMES_HOME"):
+        return Path(os.environ["THEMES_HOME"]).expanduser().resolve()
+    return SOURCE_ROOT if SOURCE_ROOT is not None else Path.cwd().resolve()
+
+
+#: Root of everything the tool writes by default (see the module docstring).
+PROJECT_ROOT = _home()
+
+
+def _first_existing(*candidates: Path) -> Path:
+    return next((c for c in candidates if c.exists()), candidates[-1])
 
 CORE_THEMES: tuple[str, ...] = (
     "optimism_bias",
@@ -20,17 +49,46 @@ CORE_THEMES: tuple[str, ...] = (
     "written_agreements",
 )
 
+# What ships with the code: corpus/ and models/ of the checkout, or their copies in a wheel.
+_BUNDLED_CORPUS = SOURCE_ROOT / "corpus" if SOURCE_ROOT else PACKAGE_DIR / "bundled_corpus"
+_BUNDLED_MODELS = SOURCE_ROOT / "models" if SOURCE_ROOT else PACKAGE_DIR / "bundled_models"
+
 CORPUS_DIR = PROJECT_ROOT / "corpus"
-SAMPLE_DIR = CORPUS_DIR / "sample"
+SAMPLE_DIR = _first_existing(CORPUS_DIR / "sample", _BUNDLED_CORPUS / "sample")
 LABELS_DIR = CORPUS_DIR / "labels"
-CODEBOOK_PATH = CORPUS_DIR / "codebook.yaml"
-MODELS_DIR = PROJECT_ROOT / "models"
+CODEBOOK_PATH = _first_existing(CORPUS_DIR / "codebook.yaml", _BUNDLED_CORPUS / "codebook.yaml")
+#: Read-only bundled models are used until a ``models/DEFAULT`` exists under the home folder.
+MODELS_DIR = _first_existing(PROJECT_ROOT / "models" / "DEFAULT", _BUNDLED_MODELS / "DEFAULT").parent
 DEFAULT_OUT_DIR = PROJECT_ROOT / "out"
+
+
+def writable_models_dir(models_dir: Path) -> Path:
+    """``models_dir``, or the home folder's ``models/`` when it is the copy inside an installed wheel.
+
+    Training and promoting write here, so a wheel install never writes into site-packages.
+    """
+    bundled = PACKAGE_DIR / "bundled_models"
+    if SOURCE_ROOT is None and Path(models_dir).resolve() == bundled.resolve():
+        return PROJECT_ROOT / "models"
+    return Path(models_dir)
+
+
+def privacy_defaults() -> None:
+    """Turn Prefect's analytics off and set ``DO_NOT_TRACK=1``, before Prefect is imported.
+
+    Called when ``themes`` (or ``flows``) is imported, so the CLI, the flows called from Python,
+    ``make server`` and the notebooks all get it. A variable the user set explicitly is kept.
+    The Prefect database goes under the home folder, never into site-packages.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
 
 
 def shared_dir() -> Path | None:
     """The ``../shared`` folder beside the project, or ``None`` when it is absent."""
-    path = Path(os.environ.get("THEMES_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+    default = (SOURCE_ROOT or PROJECT_ROOT).parent / "shared"
+    path = Path(os.environ.get("THEMES_SHARED_DIR", default))
     return path if path.is_dir() else None
 
 
@@ -44,6 +102,9 @@ class IngestSettings:
     max_file_mb: float = 200.0
     #: Pages beyond this are not read (a review is 20–80 pages; annual reports ~150).
     max_pages: int = 400
+    #: Address-space limit of each reader process, in MiB; a file needing more (a decompression
+    #: bomb) ends as ``too_large`` and the run goes on. 0 turns the limit off.
+    max_memory_mb: int = 2048
     #: Share of the page height treated as header / footer band.
     margin_band: float = 0.09
     #: A line in the margin band repeating on at least this share of pages is a running header.

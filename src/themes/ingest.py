@@ -1115,7 +1115,12 @@ def ingest_pdf(
             _ingest_into(doc, path, settings)
             if doc.error_kind == "no_text_layer" and settings.ocr:
                 _ocr_into(doc, path, settings)
+    except MemoryError:
+        doc.paragraphs = []  # free what was read before reporting
+        _error(doc, "too_large", _too_large_message(path.name, settings))
     except Exception as exc:  # the stage must never raise for a bad input
+        if _out_of_memory(exc):
+            return _error(doc, "too_large", _too_large_message(path.name, settings))
         log.debug("unexpected failure on %s", path.name, exc_info=True)
         detail = _one_sentence(str(exc)) or "no message"
         _error(doc, "corrupt",
@@ -1123,6 +1128,26 @@ def ingest_pdf(
     if overrides:
         apply_manifest(doc, overrides)
     return doc
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or wraps, a MemoryError (pdfplumber wraps pdfminer's errors)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        if isinstance(e, MemoryError):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__, *e.args]
+    return False
+
+
+def _too_large_message(name: str, settings: IngestSettings) -> str:
+    return (f"{name} needed more than {settings.max_memory_mb} MiB of memory to read (a "
+            "decompression bomb or an oversized image); raise ingest.max_memory_mb to read it.")
 
 
 def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str = "") -> None:
@@ -1135,7 +1160,11 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str 
     name = name or path.name
     try:
         pdf = pdfplumber.open(path)
-    except Exception as exc:  # noqa: BLE001 - pdfminer raises anything on a broken file
+    except MemoryError:
+        raise  # a decompression bomb: the whole file is refused, not one page
+    except Exception as exc:  # pdfminer raises anything on a broken file
+        if _out_of_memory(exc):
+            raise MemoryError from exc
         kind, message = _classify_open_error(name, exc)
         _error(doc, kind, message)
         return
@@ -1143,7 +1172,11 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str 
         try:
             pages = pdf.pages
             n_pages = len(pages)
-        except Exception as exc:  # noqa: BLE001 - a broken page tree raises anything
+        except MemoryError:
+            raise
+        except Exception as exc:  # a broken page tree raises anything
+            if _out_of_memory(exc):
+                raise MemoryError from exc
             kind, message = _classify_open_error(name, exc)
             _error(doc, kind, message)
             return
@@ -1161,7 +1194,11 @@ def _ingest_into(doc: Document, path: Path, settings: IngestSettings, name: str 
             try:
                 page = pages[index]
                 page_data.append(_read_page(page, index + 1))
-            except Exception as exc:  # noqa: BLE001 - one bad page must not lose the rest
+            except MemoryError:
+                raise
+            except Exception as exc:  # one bad page must not lose the rest
+                if _out_of_memory(exc):
+                    raise MemoryError from exc
                 log.warning("%s page %d could not be read: %s: %s", name, index + 1,
                             type(exc).__name__, _one_sentence(str(exc)))  # fmt: skip
                 doc.bad_pages.append(index + 1)
@@ -1375,6 +1412,26 @@ def _receive(stream: Any) -> Any:
     return pickle.loads(_read_exact(stream, size))
 
 
+def _limit_memory(max_mb: int) -> None:
+    """Cap this process's address space at ``max_mb`` MiB (soft limit; 0 lifts it).
+
+    Set per file in the reader process itself, so the pool and the single-file path both get it.
+    Only the soft limit moves, so a later file with a higher setting can raise it again.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX: no limit, as before
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = int(max_mb) * 2**20 if max_mb and max_mb > 0 else hard
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ValueError, OSError):
+        log.warning("could not set the reader's memory limit to %s MiB", max_mb)
+
+
 def _worker_main() -> None:
     """Loop in a worker process: read (path, settings, func) jobs, answer with Documents."""
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
@@ -1397,8 +1454,12 @@ def _worker_main() -> None:
             path, settings, func = _receive(inp)
         except EOFError:
             return
+        _limit_memory(getattr(settings, "max_memory_mb", 0))
         try:
             doc = func(path, settings)
+        except MemoryError:
+            doc = _error(Document(doc_id="", file=path.name), "too_large",
+                         _too_large_message(path.name, settings))  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - func should not raise; report, do not die
             doc = Document(doc_id="", file=path.name, status="error", error_kind="corrupt",
                            error=f"{path.name} could not be read ({type(exc).__name__}: "
@@ -1511,7 +1572,7 @@ def ingest_many(
                 path = pending.popleft()
                 worker = _started(idle.pop() if idle else None, path, settings, func)
                 if worker is None:
-                    yield _failed(path, "corrupt", f"{path.name} could not be sent to a reader "
+                    yield _failed(path, "reader_crashed", f"{path.name} could not be sent to a reader "
                                   "process (it exited at start).")  # fmt: skip
                     continue
                 busy.append(worker)
@@ -1526,8 +1587,8 @@ def ingest_many(
                         doc = _receive(worker.proc.stdout)
                     except (EOFError, OSError, pickle.UnpicklingError):
                         code = worker.proc.wait()
-                        doc = _failed(path, "corrupt", f"{path.name} crashed the reader process "
-                                      f"(exit code {code}).")  # fmt: skip
+                        doc = _failed(path, "reader_crashed", f"{path.name} crashed the reader "
+                                      f"process (exit code {code}).")  # fmt: skip
                         worker.path = None
                         worker.stop()
                 elif time.monotonic() >= worker.deadline:
@@ -1541,7 +1602,8 @@ def ingest_many(
                 if worker.path is not None:
                     worker.path = None
                     worker.done += 1
-                    if worker.done >= _FILES_PER_WORKER:
+                    # After a MemoryError the process's heap is suspect: start a fresh one.
+                    if worker.done >= _FILES_PER_WORKER or doc.error_kind == "too_large":
                         worker.stop()
                     else:
                         idle.append(worker)

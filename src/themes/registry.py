@@ -1,8 +1,9 @@
 """Versioned models on disk: ``models/<version>/model.skops`` plus ``card.json`` and ``card.md``.
 
 ``models/DEFAULT`` names the version used when no model is given. Models are saved with skops
-(never pickle) and loaded only when every type in the file is one we trust: scikit-learn, numpy,
-scipy, or this package's own classes.
+(never pickle) and loaded only when every type in the file is one that our own estimators write
+(:data:`MODEL_TYPES`); a file holding anything else (``builtins.exec`` as an analyzer, say) is
+refused before any of it is built.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import skops.io as sio
 
+from themes import config
 from themes.classify import ThemeClassifier
 from themes.config import MODELS_DIR
 
@@ -23,7 +25,44 @@ CARD_JSON = "card.json"
 CARD_MD = "card.md"
 DEFAULT_POINTER = "DEFAULT"
 
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "themes.", "builtins.", "collections.")
+#: Every type a saved :class:`~themes.classify.ThemeClassifier` (or the optional
+#: :class:`~themes.embed.EmbeddingClassifier`) is made of, in any of its settings (logreg or svm,
+#: calibrated or not, any feature set). The one list :func:`load_model` trusts;
+#: tests/test_registry.py checks that a model in each setting writes nothing outside it.
+MODEL_TYPES: frozenset[str] = frozenset({
+    "builtins.bool", "builtins.dict", "builtins.float", "builtins.int", "builtins.list",
+    "builtins.NoneType", "builtins.str", "builtins.tuple",
+    "numpy.bool_", "numpy.dtype", "numpy.float32", "numpy.float64", "numpy.int32", "numpy.int64",
+    "numpy.ndarray",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.svm._classes.LinearSVC",
+    "themes.classify.ThemeClassifier",
+    "themes.classify._scope_analyzer",
+    "themes.embed.EmbeddingClassifier",  # the optional comparison model (themes[embeddings])
+    "themes.embed._scope_bigrams",
+})  # fmt: skip
+
+
+def model_file_types(file: Path) -> set[str]:
+    """Every ``module.name`` a skops file would build, read from its schema without loading it."""
+    with zipfile.ZipFile(file) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    found: set[str] = set(sio.get_untrusted_types(file=file))
+    todo: list[object] = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "__module__" in node and "__class__" in node:
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
 
 
 @dataclass(frozen=True)
@@ -38,6 +77,7 @@ class LoadedModel:
 
 def save_model(model: ThemeClassifier, card: dict, version: str, models_dir: Path = MODELS_DIR) -> Path:
     """Write the model and its card under ``models_dir/version`` and return that folder."""
+    models_dir = config.writable_models_dir(models_dir)  # never into an installed package
     folder = models_dir / version
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (MODEL_FILE + ".tmp")
@@ -70,20 +110,27 @@ def resolve(model: str | Path | None, models_dir: Path = MODELS_DIR) -> Path:
 
 
 def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -> LoadedModel:
-    """Load a saved model, refusing any type outside scikit-learn, numpy, scipy and ``themes``."""
+    """Load a saved model, refusing any file that holds a type outside :data:`MODEL_TYPES`."""
     folder = resolve(model, models_dir)
     file = folder / MODEL_FILE
-    untrusted = sio.get_untrusted_types(file=file)
-    unknown = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    try:
+        types = model_file_types(file)
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"Refusing to load {file}: it is not a skops model file ({exc}).") from exc
+    unknown = sorted(types - MODEL_TYPES)
     if unknown:
-        raise ValueError(f"Refusing to load {file}: it holds types we did not write: {unknown}.")
-    estimator = sio.load(file, trusted=untrusted)
+        raise ValueError(
+            f"Refusing to load {file}: it holds {', '.join(unknown)}, which themes models never "
+            "contain, so it may run code; use a model saved by `themes train`."
+        )
+    estimator = sio.load(file, trusted=sorted(types))
     card = json.loads((folder / CARD_JSON).read_text()) if (folder / CARD_JSON).exists() else {}
     return LoadedModel(card.get("version", folder.name), estimator, card, folder)
 
 
 def set_default(version: str, models_dir: Path = MODELS_DIR) -> None:
     """Point ``models/DEFAULT`` at ``version`` (atomically)."""
+    models_dir = config.writable_models_dir(models_dir)  # never into an installed package
     resolve(version, models_dir)
     tmp = models_dir / (DEFAULT_POINTER + ".tmp")
     tmp.write_text(version + "\n")

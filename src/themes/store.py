@@ -9,6 +9,8 @@ the new one, never half of one.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -17,10 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from themes.types import Document, Passage, PassageScores
+from themes.config import INGEST, SEGMENT, IngestSettings, SegmentSettings
+from themes.types import TRANSIENT_ERROR_KINDS, Document, Passage, PassageScores
 
-#: Bump when ingest or segment change what they produce, so cached documents are rebuilt.
+#: Bump when ingest or segment change what they produce, so cached documents are rebuilt. (The
+#: cache key also hashes their source, so this is a name for humans more than a safeguard.)
 PIPELINE_CACHE_VERSION = "ingest-3"
+
+#: Ingest settings that limit a run but do not change what a file yields when it is read; OCR is
+#: handled by the caller (a cached scan is read again when a run OCRs).
+_RUNTIME_ONLY = frozenset({"timeout_s", "ocr", "ocr_timeout_s"})
+#: Modules whose code decides what a cached document holds.
+_CACHED_CODE = ("ingest.py", "segment.py", "types.py")
 
 DOCUMENT_COLUMNS = [
     "doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year", "review_type",
@@ -32,8 +42,48 @@ PASSAGE_COLUMNS = [
 PREDICTION_COLUMNS = ["passage_id", "theme", "score", "tagged", "model_version"]
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+@functools.cache
+def _code_version() -> str:
+    """Package version plus a hash of the code that produces cached documents."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("themes")
+    except metadata.PackageNotFoundError:
+        version = "0"
+    h = hashlib.sha256(f"{PIPELINE_CACHE_VERSION}:{version}".encode())
+    for name in _CACHED_CODE:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(ingest: IngestSettings = INGEST, segment: SegmentSettings = SEGMENT) -> str:
+    """Short hash of the ingest and segment settings and the code's version: the cache's folder.
+
+    Changing any setting that alters what a document yields, or the ingest/segment code, gives a
+    new key, so cached documents are read again rather than served stale.
+    """
+    knobs = {
+        "ingest": {k: v for k, v in dataclasses.asdict(ingest).items() if k not in _RUNTIME_ONLY},
+        "segment": dataclasses.asdict(segment),
+        "code": _code_version(),
+    }
+    return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _readable_by_all(tmp: Path) -> None:
+    """Give a mkstemp file (0600) the mode a plainly created file would get, without os.umask."""
+    # Creating a throwaway file beside it shows the umask without changing it process-wide
+    # (os.umask is a process-wide setter, racy under threads).
+    probe = tmp.with_name(tmp.name + ".mode")
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        os.close(fd)
+        os.chmod(tmp, probe.stat().st_mode & 0o777)
+    except OSError:
+        pass  # keep mkstemp's private mode rather than fail the write
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -44,7 +94,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should be as readable as any file
+        _readable_by_all(tmp)  # mkstemp makes 0600; outputs should be as readable as any file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -56,36 +106,40 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 # -- per-document cache ---------------------------------------------------------------------
 
-def cache_path(cache_dir: Path, doc_id: str) -> Path:
-    return Path(cache_dir) / PIPELINE_CACHE_VERSION / f"{doc_id}.json"
-
-
-#: Errors that say nothing lasting about the file, so are never cached: the next run tries again.
-#: A reader process killed from outside (the kernel's OOM killer picks the largest process, often
-#: a reader) ends its file as "crashed the reader process"; a later run may have more time or memory.
-_TRANSIENT_ERROR_MARKERS = ("crashed the reader process", "exited at start")
+def cache_path(cache_dir: Path, doc_id: str, key: str | None = None) -> Path:
+    """Where a document's cached result lives: ``<cache>/<settings and code key>/<doc_id>.json``."""
+    return Path(cache_dir) / (key or cache_key()) / f"{doc_id}.json"
 
 
 def is_transient_failure(document: Document) -> bool:
-    """Whether a document's error is a property of this run (timeout, killed reader), not the file."""
-    if document.error_kind == "timeout":
-        return True
-    return document.status == "error" and any(m in (document.error or "") for m in _TRANSIENT_ERROR_MARKERS)
+    """Whether a document's error is a property of this run (timeout, killed reader), not the file.
+
+    Such errors are never cached: the next run tries again. The kernel's OOM killer picks the
+    largest process, often a reader, and a later run may have more time or memory.
+    """
+    return document.status == "error" and document.error_kind in TRANSIENT_ERROR_KINDS
 
 
-def save_cached(cache_dir: Path, document: Document, passages: list[Passage]) -> None:
+def save_cached(
+    cache_dir: Path, document: Document, passages: list[Passage], key: str | None = None
+) -> None:
     """Cache one document's metadata and passages; transient failures (timeouts, a killed reader
     process) are not cached, so the next run reads the file again."""
     if is_transient_failure(document):
         return
     meta = {k: v for k, v in dataclasses.asdict(document).items() if k != "paragraphs"}
     payload = {"document": meta, "passages": [dataclasses.asdict(p) for p in passages]}
-    atomic_write_text(cache_path(cache_dir, document.doc_id), json.dumps(payload))
+    atomic_write_text(cache_path(cache_dir, document.doc_id, key), json.dumps(payload))
 
 
-def load_cached(cache_dir: Path, doc_id: str, file: str) -> tuple[Document, list[Passage]] | None:
-    """The cached result for a document's content, relabelled with its current file name."""
-    path = cache_path(cache_dir, doc_id)
+def load_cached(
+    cache_dir: Path, doc_id: str, file: str, key: str | None = None
+) -> tuple[Document, list[Passage]] | None:
+    """The cached result for a document's content, relabelled with its current file name.
+
+    ``key`` is :func:`cache_key` of the run's settings; by default that of the default settings.
+    """
+    path = cache_path(cache_dir, doc_id, key)
     if not path.is_file():
         return None
     try:

@@ -24,7 +24,10 @@ REVIEW_TYPES: tuple[str, ...] = (
 )
 
 Status = Literal["ok", "error"]
-ErrorKind = Literal["not_pdf", "encrypted", "no_pages", "no_text_layer", "timeout", "corrupt"]
+ErrorKind = Literal[
+    "not_pdf", "encrypted", "no_pages", "no_text_layer", "timeout", "corrupt", "too_large",
+    "reader_crashed",
+]
 ERROR_KINDS: tuple[str, ...] = (
     "not_pdf",
     "encrypted",
@@ -32,7 +35,13 @@ ERROR_KINDS: tuple[str, ...] = (
     "no_text_layer",
     "timeout",
     "corrupt",
+    #: Reading it needed more memory than ``ingest.max_memory_mb`` (a decompression bomb).
+    "too_large",
+    #: The reader process was killed from outside (the OOM killer, a user's kill).
+    "reader_crashed",
 )
+#: Error kinds that say something about this run, not the file: never cached, retried next run.
+TRANSIENT_ERROR_KINDS: tuple[str, ...] = ("timeout", "reader_crashed")
 
 #: What a paragraph is on the page. Tables and footnotes are kept apart from body prose.
 ParagraphKind = Literal["body", "heading", "table", "footnote"]

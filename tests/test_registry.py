@@ -1,0 +1,70 @@
+"""Model files: only the types our own estimators write are ever loaded."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from themes.classify import ThemeClassifier
+from themes.config import MODELS_DIR
+from themes.registry import MODEL_FILE, MODEL_TYPES, load_model, model_file_types, save_model
+
+TEXTS = [
+    "nobody asked the school what it knew about the child",
+    "the school was not asked and did not share its concerns",
+    "information was not passed to the health visitor",
+    "the plan relied on the mother's word that he had left",
+    "a written agreement replaced a proper assessment of risk",
+    "professionals accepted the agreement at face value",
+    "the family was visited weekly and the child seen alone",
+    "the review thanks the family for taking part",
+    "records were shared promptly between agencies",
+    "the child's views were recorded at every visit",
+] * 2
+Y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [0, 0], [0, 0], [0, 0], [0, 0]] * 2)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"calibrate": False},
+        {"model": "svm"},
+        {"model": "svm", "calibrate": False},
+        {"use_chars": False, "use_scope": False},
+    ],
+)
+def test_registry_model_types_cover_every_classifier_setting(tmp_path: Path, settings: dict) -> None:
+    model = ThemeClassifier(themes=["a", "b"], **settings).fit(TEXTS, Y)
+    folder = save_model(model, {}, "v1", tmp_path)
+    assert model_file_types(folder / MODEL_FILE) <= MODEL_TYPES
+    loaded = load_model("v1", tmp_path)
+    assert np.allclose(loaded.model.predict_proba(TEXTS), model.predict_proba(TEXTS))
+
+
+def test_registry_loads_the_shipped_default_model() -> None:
+    assert model_file_types(load_model(None, MODELS_DIR).path / MODEL_FILE) <= MODEL_TYPES
+
+
+def test_registry_refuses_a_model_holding_exec_and_never_runs_its_text(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = TfidfVectorizer(analyzer=exec)  # transform() would exec each passage
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    sio.dump(evil, folder / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ValueError, match=r"builtins\.exec") as refused:
+        loaded = load_model(folder)
+        loaded.model.transform([f"open({str(marker)!r}, 'w').write('ran')"])
+    assert "\n" not in str(refused.value)
+    assert not marker.exists()
+
+
+def test_registry_refuses_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / MODEL_FILE).write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a skops model file"):
+        load_model(tmp_path)
