@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -28,7 +28,7 @@ from themes import dedup, ingest, report, segment, store
 from themes.classify import score_passages
 from themes.codebook import codebook_hash, load_codebook
 from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, IngestSettings
-from themes.registry import load_model
+from themes.registry import LazyModel
 from themes.types import Document, Passage, PassageScores
 
 #: The ``sections`` parameter: which review sections are counted.
@@ -72,7 +72,7 @@ def progress_listener(listener: Callable[[Progress], None]) -> Iterator[None]:
 
 
 def _notify(event: Progress) -> None:
-    for listener in list(_LISTENERS):
+    for listener in _LISTENERS:
         listener(event)
 
 
@@ -208,7 +208,8 @@ def _write_results(out: Path, documents, passages, predictions, aggregates, html
     return [*written, out / "tables.xlsx", out / "report.html"]
 
 
-write_results = task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(_write_results)
+write_results = task(name="write_results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(
+    _write_results)
 
 
 def run_pipeline(
@@ -263,7 +264,7 @@ def run_pipeline(
     passages_of = {read[f][0].doc_id: read[f][1] for f in files}
 
     t0 = time.perf_counter()
-    loaded = load_model(model)
+    loaded = LazyModel(model)
     scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache)
     log.info("Classified %d passage(s); %d taken from the prediction cache",
              classified, len(scores) - classified)
@@ -273,7 +274,7 @@ def run_pipeline(
     documents_df = store.documents_frame(documents)
     passages_df = store.passages_frame(passages)
     predictions_df = store.predictions_frame(scores)
-    themes = list(loaded.model.themes_)
+    themes = loaded.themes
     boilerplate = dedup.find_boilerplate(passages_df)
     log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
     errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]

@@ -237,3 +237,28 @@ def compare_cards(a: str | Path | None, b: str | Path, models_dir: Path = MODELS
     table["change"] = numeric.round(3)
     table.index.name = "measure"
     return table.reset_index()
+
+
+class LazyModel:
+    """A model's version and card now, its fitted classifier only when first used.
+
+    Loading the classifier takes seconds; a re-run whose predictions are all cached needs only the
+    version, the card's theme list and its error counts.
+    """
+
+    def __init__(self, model: str | Path | None = None, models_dir: Path = MODELS_DIR) -> None:
+        self.path = resolve(model, models_dir)
+        card_file = self.path / CARD_JSON
+        self.card: dict = json.loads(card_file.read_text()) if card_file.exists() else {}
+        self.version: str = self.card.get("version", self.path.name)
+        self._loaded: LoadedModel | None = None
+
+    @property
+    def model(self) -> ThemeClassifier:
+        if self._loaded is None:
+            self._loaded = load_model(self.path)
+        return self._loaded.model
+
+    @property
+    def themes(self) -> list[str]:
+        return list(self.card["themes"]) if self.card.get("themes") else list(self.model.themes_)
