@@ -93,6 +93,8 @@ def run(
              "takes seconds to start); --no-prefect runs the same stages directly.")] = True,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show a progress bar (documents, pages/s, time left).")] = True,
+    summary_json: Annotated[Path | None, typer.Option(
+        help="Also write the run's counts and per-stage seconds to this JSON file.")] = None,
 ) -> None:
     """Run the whole pipeline over a folder of PDFs and print the theme table."""
     if not corpus.is_dir():
@@ -110,6 +112,8 @@ def run(
     with progress_bar(progress):
         result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
                           sections=sections, ocr=ocr, prefect=prefect)
+    if summary_json:
+        summary_json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     Console().print(prevalence_table(
         result["prevalence"],
         f"{result['documents_ok']} of {result['documents']} documents read, {result['pages']} pages, "
