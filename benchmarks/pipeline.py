@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import _load, page_counts, run_mode_in_child  # noqa: E402
+from ingest import _load, page_counts, run_mode_in_child
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -152,16 +152,16 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
     lines = [
         "# Pipeline benchmark: `themes run` end to end",
         "",
-        f"{info['when']}, {info['cpus']} CPUs (shared machine: load average before "
+        (f"{info['when']}, {info['cpus']} CPUs (shared machine: load average before "
         f"{info['load_before']}, after {info['load_after']}). {info['files']} of "
         f"{info['corpus_files']} reports in `{info['corpus']}`, {info['pages']} pages. "
-        f"Command: `{info['command']}`.",
+        f"Command: `{info['command']}`."),
         "",
-        "| run | wall s | pages/s | × bare loop | read s | segment s | classify s | aggregate s "
-        "| report s | peak tree MiB | load before → after |",
+        ("| run | wall s | pages/s | × bare loop | read s | segment s | classify s | aggregate s "
+        "| report s | peak tree MiB | load before → after |"),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| bare pdfplumber loop | {bare['wall_s']:.1f} | {bare['pages_per_s']:.1f} | 1.00 | | | | | "
-        f"| {bare['peak_mib']:.0f} | {bare['load_before']} → {bare['load_after']} |",
+        (f"| bare pdfplumber loop | {bare['wall_s']:.1f} | {bare['pages_per_s']:.1f} | 1.00 | | | | | "
+        f"| {bare['peak_mib']:.0f} | {bare['load_before']} → {bare['load_after']} |"),
     ]
     for r in [*runs, *([dask] if dask else [])]:
         t = r["timings"]
@@ -172,8 +172,8 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
             f"| {t['aggregate_s']:.1f} | {t['report_s']:.1f} | {r['peak_tree_mib']:.0f} "
             f"| {r['load_before']} → {r['load_after']} |")
     if len(runs) >= 2:
-        lines += ["", f"2-worker speed-up over 1 worker (wall): "
-                      f"**{runs[0]['wall_s'] / runs[1]['wall_s']:.2f}×**."]
+        lines += ["", (f"2-worker speed-up over 1 worker (wall): "
+                      f"**{runs[0]['wall_s'] / runs[1]['wall_s']:.2f}×**.")]
     first = runs[-1]
     lines += [
         "",
@@ -188,15 +188,15 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
                      f"| {r['passages_classified']} | {r['pages_read']} |")
     lines += [
         "",
-        f"Prefect's share of the unchanged re-run (flow minus --no-prefect): "
+        (f"Prefect's share of the unchanged re-run (flow minus --no-prefect): "
         f"{rerun['prefect']['wall_s'] - rerun['no_prefect']['wall_s']:.1f} s (starting the temporary "
         "local API, registering the flow and task runs). It is avoided with `--no-prefect`, or by "
-        "pointing `PREFECT_API_URL` at a running server (`make server`).",
+        "pointing `PREFECT_API_URL` at a running server (`make server`)."),
         "",
-        f"Adding one PDF (`{add_one['file']}`, {add_one['pdf_pages']} pages) to the processed "
+        (f"Adding one PDF (`{add_one['file']}`, {add_one['pdf_pages']} pages) to the processed "
         f"corpus: {add_one['wall_s']:.1f} s with Prefect ({add_one['passages_classified']} passages "
         f"classified); that PDF alone takes {add_one['bare_s']:.1f} s in the bare pdfplumber loop, "
-        f"so the overhead beyond reading it is {add_one['wall_s'] - add_one['bare_s']:.1f} s.",
+        f"so the overhead beyond reading it is {add_one['wall_s'] - add_one['bare_s']:.1f} s."),
         "",
         "## Scale-out",
         "",
@@ -207,13 +207,13 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
                      f"{dask['pages'] / dask['wall_s']:.1f} pages/s (row above).")
     lines += [
         "",
-        f"Projection for a 1,400-review, {PROJECTED_PAGES:,}-page corpus: read cost "
+        (f"Projection for a 1,400-review, {PROJECTED_PAGES:,}-page corpus: read cost "
         f"{proj['read_s_per_page']:.3f} s/page per reader (1-worker run), divided by the workers and "
         f"by the parallel efficiency measured at 2 workers ({proj['efficiency_at_2']:.2f}), assumed "
         f"to hold on more cores; segment + classify + aggregate + report run in one process: "
         f"{proj['serial_fixed_s']:.1f} s fixed (their time in the unchanged re-run) plus "
         f"{proj['serial_s_per_page']:.4f} s/page. Worker start-up, cluster "
-        "networking and shared-filesystem reads are not in it.",
+        "networking and shared-filesystem reads are not in it."),
         "",
         "| workers | read | serial stages | total |",
         "|---:|---:|---:|---:|",
