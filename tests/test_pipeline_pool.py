@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from test_ingest import _slow_ingest
 
-import flows.pipeline as pipeline
+from flows import pipeline
 from themes import ingest
 from themes.config import INGEST, SAMPLE_DIR
 
