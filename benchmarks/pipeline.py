@@ -50,25 +50,32 @@ PROJECTED_PAGES = 70_000
 PROJECTED_WORKERS = (4, 16)
 
 
-def tree_rss_kib(root: int) -> int:
-    """Resident memory of ``root`` and all its descendants, in KiB (from /proc)."""
-    total, stack, seen = 0, [root], set()
+def tree_memory_kib(root: int) -> tuple[int, int]:
+    """(RSS, PSS) of ``root`` and all its descendants, in KiB (from /proc).
+
+    The RSS sum counts pages shared between processes (libraries, the readers' common imports)
+    once per process; PSS divides each shared page among its sharers, so its sum is the memory the
+    tree really holds.
+    """
+    rss = pss = 0
+    stack, seen = [root], set()
     while stack:
         pid = stack.pop()
         if pid in seen:
             continue
         seen.add(pid)
         try:
-            with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
             for task in Path(f"/proc/{pid}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
-    return total
+    return rss, pss
 
 
 def themes_run(corpus: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -80,13 +87,14 @@ def themes_run(corpus: Path, out: Path, *extra: str, env: dict[str, str] | None 
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             cwd=PROJECT_DIR)
-    peak = 0
+    peak = peak_pss = 0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not stop.is_set():
-            peak = max(peak, tree_rss_kib(proc.pid))
+            rss, pss = tree_memory_kib(proc.pid)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -99,7 +107,8 @@ def themes_run(corpus: Path, out: Path, *extra: str, env: dict[str, str] | None 
         raise RuntimeError(f"themes run failed ({proc.returncode}):\n{err.decode()[-3000:]}")
     result = json.loads(summary.read_text())
     result.pop("prevalence", None)
-    return {"wall_s": wall, "peak_tree_mib": peak / 1024, "load_before": load_before,
+    return {"wall_s": wall, "peak_tree_mib": peak / 1024, "peak_tree_pss_mib": peak_pss / 1024,
+            "load_before": load_before,
             "load_after": _load(), "args": list(extra), **result}
 
 
@@ -158,7 +167,7 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
         f"Command: `{info['command']}`."),
         "",
         ("| run | wall s | pages/s | × bare loop | read s | segment s | classify s | aggregate s "
-        "| report s | peak tree MiB | load before → after |"),
+        "| report s | peak tree RSS / PSS MiB | load before → after |"),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         (f"| bare pdfplumber loop | {bare['wall_s']:.1f} | {bare['pages_per_s']:.1f} | 1.00 | | | | | "
         f"| {bare['peak_mib']:.0f} | {bare['load_before']} → {bare['load_after']} |"),
@@ -169,7 +178,8 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
         lines.append(
             f"| {r['label']} | {r['wall_s']:.1f} | {rate:.1f} | {rate / bare['pages_per_s']:.2f} "
             f"| {t['read_s']:.1f} | {t['segment_s']:.1f} | {t['classify_s']:.1f} "
-            f"| {t['aggregate_s']:.1f} | {t['report_s']:.1f} | {r['peak_tree_mib']:.0f} "
+            f"| {t['aggregate_s']:.1f} | {t['report_s']:.1f} | {r['peak_tree_mib']:.0f} / "
+            f"{r.get('peak_tree_pss_mib', float('nan')):.0f} "
             f"| {r['load_before']} → {r['load_after']} |")
     if len(runs) >= 2:
         lines += ["", (f"2-worker speed-up over 1 worker (wall): "

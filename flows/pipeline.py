@@ -24,9 +24,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from themes import aggregate as agg
-from themes import dedup, ingest, report, segment, store
-from themes.classify import score_passages
-from themes.codebook import codebook_hash, load_codebook
+from themes import dedup, ingest, report, store
+from themes.codebook import codebook_hash, theme_labels
 from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, IngestSettings
 from themes.registry import LazyModel
 from themes.types import Document, Passage, PassageScores
@@ -99,6 +98,8 @@ def read_document(
     _, cached = _from_cache(path, corpus, cache_dir, settings)
     if cached:
         return (*cached, True)
+    from themes import segment
+
     document = ingest.ingest_with_timeout(path, settings)
     document.file = str(path.relative_to(corpus))
     passages = segment.segment(document)
@@ -127,6 +128,8 @@ def read_with_pool(
         else:
             todo.setdefault(doc_id or f"unreadable:{path}", []).append(path)
     waiting = {paths[0]: key for key, paths in todo.items()}
+    if waiting:  # spaCy takes seconds to import; a run with nothing new to read skips it
+        from themes import segment
     segment_s = 0.0
     for document in ingest.ingest_many(list(waiting), workers=workers, settings=settings):
         first = next((p for p, key in waiting.items() if key == document.doc_id), None)
@@ -176,6 +179,8 @@ def classify_with_cache(
         batch.append(doc_id)
         if sum(len(passages_of[d]) for d in batch) < 4096 and i < len(missing) - 1:
             continue
+        from themes.classify import score_passages
+
         todo = [p for d in batch for p in passages_of[d]]
         scores = score_passages(loaded.model, todo, loaded.version)
         classified += len(todo)
@@ -285,7 +290,7 @@ def run_pipeline(
     timings["aggregate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    labels = {t.id: t.label for t in load_codebook().themes}
+    labels = theme_labels()
     html = report.render_report(aggregates, documents_df, passages_df, predictions_df, themes,
                                 loaded.version, labels, explanations)
     writer = write_results if in_flow else _write_results

@@ -11,12 +11,17 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import skops.io as sio
 
-from themes.classify import ThemeClassifier
 from themes.config import MODELS_DIR
+
+if TYPE_CHECKING:
+    from themes.classify import ThemeClassifier
+
+# skops (and the scikit-learn it imports) load in ``save_model`` and ``load_model``: a re-run whose
+# predictions are all cached reads only model cards, and saves seconds of imports.
 
 MODEL_FILE = "model.skops"
 CARD_JSON = "card.json"
@@ -42,6 +47,8 @@ def save_model(model: ThemeClassifier, card: dict, version: str, models_dir: Pat
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (MODEL_FILE + ".tmp")
     # The default schema makes TF-IDF pipelines ~10x larger; deflate keeps them small (STACK-NOTES).
+    import skops.io as sio
+
     sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
     tmp.replace(folder / MODEL_FILE)
     card = {**card, "version": version, "model_bytes": (folder / MODEL_FILE).stat().st_size}
@@ -73,6 +80,10 @@ def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -
     """Load a saved model, refusing any type outside scikit-learn, numpy, scipy and ``themes``."""
     folder = resolve(model, models_dir)
     file = folder / MODEL_FILE
+    import skops.io as sio
+
+    import themes.classify  # noqa: F401 - registers the classes skops will rebuild
+
     untrusted = sio.get_untrusted_types(file=file)
     unknown = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
     if unknown:
