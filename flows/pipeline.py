@@ -7,6 +7,8 @@ aggregation, and the report.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -26,7 +28,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from themes import aggregate as agg
 from themes import dedup, ingest, report, store
 from themes.codebook import codebook_hash, theme_labels
-from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, IngestSettings
+from themes.config import AGGREGATE, DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, IngestSettings
 from themes.registry import LazyModel
 from themes.types import Document, Passage, PassageScores
 
@@ -217,6 +219,42 @@ write_results = task(name="write_results", cache_policy=NO_CACHE, retries=2, ret
     _write_results)
 
 
+#: Beside the outputs: what they were built from (see :func:`outputs_digest`) and their names.
+OUTPUTS_DIGEST = ".themes-outputs.json"
+
+
+def outputs_digest(documents: list[Document], predictions_key: str, sections: str) -> str:
+    """A digest of everything the output files depend on: each file's name, content hash and read
+    status, the model and codebook (``predictions_key``), the section filter, the aggregation
+    settings and this code (the package's and the flow's source)."""
+    h = hashlib.sha256()
+    parts = [[d.file, d.doc_id, d.status, d.error_kind, d.error, d.pages] for d in documents]
+    h.update(json.dumps([parts, predictions_key, sections, repr(AGGREGATE),
+                         store.PIPELINE_CACHE_VERSION], default=str).encode())
+    for source in sorted(Path(store.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        h.update(source.read_bytes())
+    return h.hexdigest()
+
+
+def kept_outputs(out: Path, digest: str) -> tuple[list[Path], list[dict]] | None:
+    """The last run's output files and prevalence rows when they were built from ``digest`` and
+    all still exist; None otherwise (they are rebuilt)."""
+    try:
+        saved = json.loads((out / OUTPUTS_DIGEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = [out / name for name in saved.get("files", [])]
+    if saved.get("digest") != digest or not files or not all(f.is_file() for f in files):
+        return None
+    prevalence = pd.read_csv(out / "prevalence.csv", encoding="utf-8-sig")
+    return files, prevalence.to_dict(orient="records")
+
+
+def save_outputs_digest(out: Path, digest: str, written: list[Path]) -> None:
+    store.atomic_write_text(out / OUTPUTS_DIGEST,
+                            json.dumps({"digest": digest, "files": [p.name for p in written]}))
+
+
 def run_pipeline(
     corpus: str, out: str, model: str | None = None, cache_dir: str | None = None,
     sections: str = "all", ocr: bool = False, workers: int | None = None, reader: str = "pool",
@@ -277,26 +315,39 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     documents_df = store.documents_frame(documents)
-    passages_df = store.passages_frame(passages)
-    predictions_df = store.predictions_frame(scores)
-    themes = loaded.themes
-    boilerplate = dedup.find_boilerplate(passages_df)
-    log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
-    errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]
-    aggregates = agg.aggregate(
-        documents_df, passages_df, predictions_df, themes, errors=errors or None,
-        sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,
-    )
-    timings["aggregate_s"] = time.perf_counter() - t0
+    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash()), sections)
+    kept = kept_outputs(out_path, digest)
+    if kept is not None:
+        # Nothing the outputs depend on changed and every output file is there: keep them.
+        written, prevalence = kept
+        timings["aggregate_s"] = time.perf_counter() - t0
+        timings["report_s"] = 0.0
+        log.info("Inputs unchanged since the last run: kept its %d output files in %s", len(written), out_path)
+    else:
+        passages_df = store.passages_frame(passages)
+        predictions_df = store.predictions_frame(scores)
+        themes = loaded.themes
+        boilerplate = dedup.find_boilerplate(passages_df)
+        log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
+        errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]
+        aggregates = agg.aggregate(
+            documents_df, passages_df, predictions_df, themes, errors=errors or None,
+            sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,
+        )
+        timings["aggregate_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    labels = theme_labels()
-    html = report.render_report(aggregates, documents_df, passages_df, predictions_df, themes,
-                                loaded.version, labels, explanations)
-    writer = write_results if in_flow else _write_results
-    written = writer(out_path, documents_df, passages_df, predictions_df, aggregates, html)
-    timings["report_s"] = time.perf_counter() - t0
-    log.info("Wrote %d files to %s", len(written), out_path)
+        t0 = time.perf_counter()
+        labels = theme_labels()
+        html = report.render_report(aggregates, documents_df, passages_df, predictions_df, themes,
+                                    loaded.version, labels, explanations)
+        (out_path / OUTPUTS_DIGEST).unlink(missing_ok=True)  # outputs are about to change
+        writer = write_results if in_flow else _write_results
+        written = writer(out_path, documents_df, passages_df, predictions_df, aggregates, html)
+        timings["report_s"] = time.perf_counter() - t0
+        log.info("Wrote %d files to %s", len(written), out_path)
+        prevalence = aggregates.prevalence.to_dict(orient="records")
+        save_outputs_digest(out_path, digest, written)
+
     return {
         "out": str(out_path),
         "model_version": loaded.version,
@@ -307,7 +358,8 @@ def run_pipeline(
         "passages": len(passages),
         "passages_classified": classified,
         "timings": timings,
-        "prevalence": aggregates.prevalence.to_dict(orient="records"),
+        "outputs_kept": kept is not None,
+        "prevalence": prevalence,
         "_documents_df": documents_df,
         "_written": written,
     }

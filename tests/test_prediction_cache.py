@@ -105,3 +105,20 @@ def test_prediction_cache_run_killed_during_classification_completes_without_dup
     # The document finished before the kill is not classified again.
     first_doc = json.loads(cached[0].read_text())["scores"]
     assert result["passages_classified"] == result["passages"] - len(first_doc)
+
+
+def test_prediction_cache_unchanged_rerun_keeps_outputs_and_rebuilds_a_missing_one(corpus, tmp_path):
+    out = tmp_path / "out"
+    first = run(str(corpus), str(out), workers=2, prefect=False)
+    again = run(str(corpus), str(out), workers=2, prefect=False)
+    assert again["outputs_kept"]
+    assert [(r["theme"], r["n_present"]) for r in again["prevalence"]] == \
+        [(r["theme"], r["n_present"]) for r in first["prevalence"]]
+    (out / "report.html").unlink()
+    third = run(str(corpus), str(out), workers=2, prefect=False)
+    assert not third["outputs_kept"] and third["passages_classified"] == 0
+    assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+    (corpus / FILES[0]).rename(corpus / "renamed.pdf")
+    fourth = run(str(corpus), str(out), workers=2, prefect=False)
+    assert not fourth["outputs_kept"]
+    assert "renamed.pdf" in set(pd.read_csv(out / "documents.csv")["file"])
