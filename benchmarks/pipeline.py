@@ -189,19 +189,25 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
         "",
         "## Re-runs",
         "",
-        "| run | wall s | share of first run | passages classified | pages read |",
-        "|---|---:|---:|---:|---:|",
+        ("| run | wall s | share of first run | passages classified | pages read | outputs kept "
+        "| stages s (read/segment/classify/aggregate/report) |"),
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for key, label in (("prefect", "unchanged, Prefect flow"), ("no_prefect", "unchanged, --no-prefect")):
         r = rerun[key]
+        stages = "/".join(f"{r['timings'][k]:.1f}" for k in ("read_s", "segment_s", "classify_s",
+                                                              "aggregate_s", "report_s"))
         lines.append(f"| {label} | {r['wall_s']:.1f} | {r['wall_s'] / first['wall_s']:.1%} "
-                     f"| {r['passages_classified']} | {r['pages_read']} |")
+                     f"| {r['passages_classified']} | {r['pages_read']} | {r.get('outputs_kept', '')} "
+                     f"| {stages} |")
     lines += [
         "",
         (f"Prefect's share of the unchanged re-run (flow minus --no-prefect): "
         f"{rerun['prefect']['wall_s'] - rerun['no_prefect']['wall_s']:.1f} s (starting the temporary "
         "local API, registering the flow and task runs). It is avoided with `--no-prefect`, or by "
-        "pointing `PREFECT_API_URL` at a running server (`make server`)."),
+        "pointing `PREFECT_API_URL` at a running server (`make server`). The rest of the "
+        "unchanged re-run is starting Python and importing Prefect and pandas, hashing every "
+        "file and loading the cached passages and predictions."),
         "",
         (f"Adding one PDF (`{add_one['file']}`, {add_one['pdf_pages']} pages) to the processed "
         f"corpus: {add_one['wall_s']:.1f} s with Prefect ({add_one['passages_classified']} passages "
