@@ -7,12 +7,17 @@ aggregation, and the report.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -21,12 +26,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from themes import aggregate as agg
-from themes import dedup, ingest, report, segment, store
-from themes.classify import score_passages
-from themes.codebook import load_codebook
-from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
-from themes.registry import load_model
-from themes.types import Document, Passage
+from themes import dedup, ingest, report, store
+from themes.codebook import codebook_hash, theme_labels
+from themes.config import AGGREGATE, DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
+from themes.registry import LazyModel
+from themes.types import Document, Passage, PassageScores
 
 #: The ``sections`` parameter: which review sections are counted.
 SECTION_CHOICES = {"all": None, "findings": agg.FINDINGS_SECTIONS}
@@ -37,41 +41,329 @@ def find_pdfs(corpus: Path) -> list[Path]:
     return sorted(p for p in Path(corpus).rglob("*") if p.is_file() and p.suffix.lower() == ".pdf")
 
 
+def default_workers() -> int:
+    """Documents read at once when not told: the number of cores."""
+    return max(1, os.cpu_count() or 1)
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    """One document finished: what a progress bar needs."""
+
+    done: int
+    total: int
+    pages_read: int  # pages parsed (not taken from the cache) so far in this run
+    document: Document
+    cached: bool
+
+
+_LISTENERS: list[Callable[[Progress], None]] = []
+
+
+@contextmanager
+def progress_listener(listener: Callable[[Progress], None]) -> Iterator[None]:
+    """Call ``listener`` with a :class:`Progress` after every document of runs in this process."""
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
+
+
+def _notify(event: Progress) -> None:
+    for listener in _LISTENERS:
+        listener(event)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+def _from_cache(path: Path, corpus: Path, cache_dir: Path, settings: IngestSettings):
+    """(doc_id, cached document and passages or None); a scan cached as ``no_text_layer`` is a miss
+    when this run OCRs scans."""
+    try:
+        doc_id = ingest.doc_id_of(path)
+    except OSError:
+        return "", None
+    key = store.cache_key(settings, SEGMENT)  # a changed setting or code version re-reads
+    cached = store.load_cached(cache_dir, doc_id, str(path.relative_to(corpus)), key)
+    if cached and not (settings.ocr and cached[0].error_kind == "no_text_layer"):
+        return doc_id, cached
+    return doc_id, None
+
+
 @task(cache_policy=NO_CACHE, task_run_name="read {path.name}")
 def read_document(
     path: Path, corpus: Path, cache_dir: Path, settings: IngestSettings = INGEST
 ) -> tuple[Document, list[Passage], bool]:
-    """Ingest and segment one PDF, or take it from the content-hash cache.
-
-    A scan cached as ``no_text_layer`` is read again when this run OCRs scans.
-    """
-    rel = str(path.relative_to(corpus))
-    doc_id = ingest.doc_id_of(path)
-    key = store.cache_key(settings, SEGMENT)  # a changed setting or code version re-reads
-    cached = store.load_cached(cache_dir, doc_id, rel, key)
-    if cached and not (settings.ocr and cached[0].error_kind == "no_text_layer"):
+    """Ingest and segment one PDF, or take it from the content-hash cache (the Dask path)."""
+    _, cached = _from_cache(path, corpus, cache_dir, settings)
+    if cached:
         return (*cached, True)
+    from themes import segment
+
     document = ingest.ingest_with_timeout(path, settings)
-    document.file = rel
+    document.file = str(path.relative_to(corpus))
     passages = segment.segment(document)
-    store.save_cached(cache_dir, document, passages, key)
+    store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
     return document, passages, False
 
 
-@task(cache_policy=NO_CACHE)
-def classify_passages(passages: list[Passage], model: str | None):
-    loaded = load_model(model)
-    return loaded, score_passages(loaded.model, passages, loaded.version)
+def read_with_pool(
+    files: list[Path], corpus: Path, cache_dir: Path, settings: IngestSettings, workers: int,
+    on_done: Callable[[Path, Document, list[Passage], bool], None],
+) -> dict[Path, tuple[Document, list[Passage], bool]]:
+    """Every file's Document and passages: from the cache, or read by ``ingest.ingest_many``'s pool
+    of ``workers`` reader processes (its per-file timeout and reader recycling) and segmented here.
+
+    Files with the same content are read once. ``on_done`` is called as each file finishes.
+    Returns ``{path: (document, passages, was_cached)}`` with the seconds spent segmenting under
+    the key ``"segment_s"`` of :data:`LAST_TIMINGS`.
+    """
+    results: dict[Path, tuple[Document, list[Passage], bool]] = {}
+    todo: dict[str, list[Path]] = {}
+    for path in files:
+        doc_id, cached = _from_cache(path, corpus, cache_dir, settings)
+        if cached:
+            results[path] = (*cached, True)
+            on_done(path, cached[0], cached[1], True)
+        else:
+            todo.setdefault(doc_id or f"unreadable:{path}", []).append(path)
+    waiting = {paths[0]: key for key, paths in todo.items()}
+    if waiting:  # spaCy takes seconds to import; a run with nothing new to read skips it
+        from themes import segment
+    segment_s = 0.0
+    for document in ingest.ingest_many(list(waiting), workers=workers, settings=settings):
+        first = next((p for p, key in waiting.items() if key == document.doc_id), None)
+        if first is None:  # a reader that failed before hashing: match by file name
+            first = next(p for p in waiting if p.name == Path(document.file).name)
+        group = todo[waiting.pop(first)]
+        document.file = str(first.relative_to(corpus))
+        t0 = time.perf_counter()
+        passages = segment.segment(document)
+        segment_s += time.perf_counter() - t0
+        store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
+        for path in group:
+            copy = replace(document, file=str(path.relative_to(corpus)))
+            results[path] = (copy, passages, False)
+            on_done(path, copy, passages, False)
+    LAST_TIMINGS["segment_s"] = segment_s
+    return results
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def write_results(out: Path, documents, passages, predictions, aggregates, html: str) -> list[Path]:
+#: Seconds the last read spent segmenting (read time is the rest of the read loop).
+LAST_TIMINGS: dict[str, float] = {}
+
+
+# -- classifying ------------------------------------------------------------------------------
+
+def classify_with_cache(
+    loaded: Any, documents: list[Document], passages_of: dict[str, list[Passage]], cache_dir: Path
+) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]], int]:
+    """Scores and explanations for every passage, classifying only documents whose predictions
+    for this model and codebook are not cached; returns them and how many passages were classified.
+
+    Each document's predictions are cached as soon as its batch is scored, so a run killed during
+    classification keeps what it finished and the next run classifies the rest.
+    """
+    key = store.predictions_key(loaded.version, codebook_hash())
+    by_doc: dict[str, tuple[list[PassageScores], dict]] = {}
+    missing: list[str] = []
+    for doc_id in dict.fromkeys(d.doc_id for d in documents if passages_of.get(d.doc_id)):
+        cached = store.load_cached_predictions(cache_dir, doc_id, key)
+        if cached is None:
+            missing.append(doc_id)
+        else:
+            by_doc[doc_id] = cached
+    classified = 0
+    batch: list[str] = []
+    for i, doc_id in enumerate(missing):
+        batch.append(doc_id)
+        if sum(len(passages_of[d]) for d in batch) < 4096 and i < len(missing) - 1:
+            continue
+        from themes.classify import score_passages
+
+        todo = [p for d in batch for p in passages_of[d]]
+        scores = score_passages(loaded.model, todo, loaded.version)
+        classified += len(todo)
+        by_passage = dict(zip((p.passage_id for p in todo), zip(scores, todo)))
+        for d in batch:
+            doc_scores = [by_passage[p.passage_id][0] for p in passages_of[d]]
+            explanations = {
+                (s.passage_id, t): loaded.model.explain(p.text, t)
+                for s, p in zip(doc_scores, passages_of[d]) for t in s.themes
+            }
+            store.save_cached_predictions(cache_dir, d, key, doc_scores, explanations)
+            by_doc[d] = (doc_scores, explanations)
+        batch = []
+    scores_out: list[PassageScores] = []
+    explanations_out: dict[tuple[str, str], list[str]] = {}
+    for document in documents:
+        if document.doc_id in by_doc:
+            doc_scores, doc_explanations = by_doc[document.doc_id]
+            scores_out.extend(doc_scores)
+            explanations_out.update(doc_explanations)
+    return scores_out, explanations_out, classified
+
+
+def _write_results(out: Path, documents, passages, predictions, aggregates, html: str) -> list[Path]:
     written = store.write_outputs(
         out, documents, passages, predictions, aggregates.csv_tables()
     )
     report.write_workbook(out / "tables.xlsx", aggregates)
     report.write_report(out / "report.html", html)
     return [*written, out / "tables.xlsx", out / "report.html"]
+
+
+write_results = task(name="write_results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(
+    _write_results)
+
+
+#: Beside the outputs: what they were built from (see :func:`outputs_digest`) and their names.
+OUTPUTS_DIGEST = ".themes-outputs.json"
+
+
+def outputs_digest(documents: list[Document], predictions_key: str, sections: str) -> str:
+    """A digest of everything the output files depend on: each file's name, content hash and read
+    status, the model and codebook (``predictions_key``), the section filter, the aggregation
+    settings and this code (the package's and the flow's source)."""
+    h = hashlib.sha256()
+    parts = [[d.file, d.doc_id, d.status, d.error_kind, d.error, d.pages] for d in documents]
+    h.update(json.dumps([parts, predictions_key, sections, repr(AGGREGATE),
+                         store.PIPELINE_CACHE_VERSION], default=str).encode())
+    for source in sorted(Path(store.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        h.update(source.read_bytes())
+    return h.hexdigest()
+
+
+def kept_outputs(out: Path, digest: str) -> tuple[list[Path], list[dict]] | None:
+    """The last run's output files and prevalence rows when they were built from ``digest`` and
+    all still exist; None otherwise (they are rebuilt)."""
+    try:
+        saved = json.loads((out / OUTPUTS_DIGEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = [out / name for name in saved.get("files", [])]
+    if saved.get("digest") != digest or not files or not all(f.is_file() for f in files):
+        return None
+    prevalence = pd.read_csv(out / "prevalence.csv", encoding="utf-8-sig")
+    return files, prevalence.to_dict(orient="records")
+
+
+def save_outputs_digest(out: Path, digest: str, written: list[Path]) -> None:
+    store.atomic_write_text(out / OUTPUTS_DIGEST,
+                            json.dumps({"digest": digest, "files": [p.name for p in written]}))
+
+
+def run_pipeline(
+    corpus: str, out: str, model: str | None = None, cache_dir: str | None = None,
+    sections: str = "all", ocr: bool = False, workers: int | None = None, reader: str = "pool",
+    logger: logging.Logger | logging.LoggerAdapter | None = None, in_flow: bool = False,
+) -> dict:
+    """Ingest → segment → classify → aggregate → report, with or without Prefect around it.
+
+    Args:
+        corpus, out, model, cache_dir, sections, ocr: as for :func:`pipeline`.
+        workers: reader processes; default the number of cores.
+        reader: "pool" reads through ``ingest.ingest_many`` here; "tasks" submits one
+            ``read_document`` task per file to the flow's task runner (Dask).
+        logger: where per-document lines go; the flow's run logger inside Prefect.
+        in_flow: write outputs through the retrying ``write_results`` task.
+    """
+    log = logger or logging.getLogger("themes.pipeline")
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    corpus_path, out_path = Path(corpus).resolve(), Path(out).resolve()
+    cache = Path(cache_dir) if cache_dir else out_path / "cache"
+    files = find_pdfs(corpus_path)
+    log.info("Found %d PDF file(s) under %s", len(files), corpus_path)
+    settings = replace(INGEST, ocr=ocr)
+    done = 0
+    pages_read = 0
+
+    def on_done(path: Path, document: Document, doc_passages: list[Passage], was_cached: bool) -> None:
+        nonlocal done, pages_read
+        done += 1
+        if not was_cached:
+            pages_read += document.pages or 0
+        state = "ok" if document.status == "ok" else f"{document.error_kind}: {document.error}"
+        log.info("[%d/%d] %s — %s, %d pages, %d passages%s", done, len(files), document.file, state,
+                 document.pages or 0, len(doc_passages), " (cached)" if was_cached else "")
+        _notify(Progress(done, len(files), pages_read, document, was_cached))
+
+    LAST_TIMINGS.clear()
+    if reader == "tasks":
+        futures = [read_document.submit(f, corpus_path, cache, settings) for f in files]
+        read = {}
+        for f, future in zip(files, futures):
+            read[f] = future.result()
+            on_done(f, *read[f])
+    else:
+        read = read_with_pool(files, corpus_path, cache, settings, workers or default_workers(), on_done)
+    timings["segment_s"] = LAST_TIMINGS.get("segment_s", 0.0)
+    timings["read_s"] = time.perf_counter() - t_start - timings["segment_s"]
+    documents = [read[f][0] for f in files]
+    passages = [p for f in files for p in read[f][1]]
+    passages_of = {read[f][0].doc_id: read[f][1] for f in files}
+
+    t0 = time.perf_counter()
+    loaded = LazyModel(model)
+    scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache)
+    log.info("Classified %d passage(s); %d taken from the prediction cache",
+             classified, len(scores) - classified)
+    timings["classify_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    documents_df = store.documents_frame(documents)
+    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash()), sections)
+    kept = kept_outputs(out_path, digest)
+    if kept is not None:
+        # Nothing the outputs depend on changed and every output file is there: keep them.
+        written, prevalence = kept
+        timings["aggregate_s"] = time.perf_counter() - t0
+        timings["report_s"] = 0.0
+        log.info("Inputs unchanged since the last run: kept its %d output files in %s", len(written), out_path)
+    else:
+        passages_df = store.passages_frame(passages)
+        predictions_df = store.predictions_frame(scores)
+        themes = loaded.themes
+        boilerplate = dedup.find_boilerplate(passages_df)
+        log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
+        errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]
+        aggregates = agg.aggregate(
+            documents_df, passages_df, predictions_df, themes, errors=errors or None,
+            sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,
+        )
+        timings["aggregate_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        labels = theme_labels()
+        html = report.render_report(aggregates, documents_df, passages_df, predictions_df, themes,
+                                    loaded.version, labels, explanations)
+        (out_path / OUTPUTS_DIGEST).unlink(missing_ok=True)  # outputs are about to change
+        writer = write_results if in_flow else _write_results
+        written = writer(out_path, documents_df, passages_df, predictions_df, aggregates, html)
+        timings["report_s"] = time.perf_counter() - t0
+        log.info("Wrote %d files to %s", len(written), out_path)
+        prevalence = aggregates.prevalence.to_dict(orient="records")
+        save_outputs_digest(out_path, digest, written)
+
+    return {
+        "out": str(out_path),
+        "model_version": loaded.version,
+        "documents": len(documents),
+        "documents_ok": int((documents_df["status"] == "ok").sum()),
+        "pages": int(documents_df["pages"].fillna(0).sum()),
+        "pages_read": pages_read,
+        "passages": len(passages),
+        "passages_classified": classified,
+        "timings": timings,
+        "outputs_kept": kept is not None,
+        "prevalence": prevalence,
+        "_documents_df": documents_df,
+        "_written": written,
+    }
 
 
 @flow(name="themes-pipeline", log_prints=True)
@@ -82,6 +374,8 @@ def pipeline(
     cache_dir: str | None = None,
     sections: str = "all",
     ocr: bool = False,
+    workers: int | None = None,
+    reader: str = "pool",
 ) -> dict:
     """Run ingest → segment → classify → aggregate → report over a folder of PDFs.
 
@@ -92,56 +386,13 @@ def pipeline(
         cache_dir: per-document cache; default ``<out>/cache``.
         sections: "all" counts every section; "findings" counts analysis and learning only.
         ocr: OCR scans (no text layer) with OCRmyPDF and Tesseract, which must be installed.
+        workers: reader processes; default the number of cores.
+        reader: "pool" (reader processes here) or "tasks" (one task per file on the task runner).
     """
-    logger = get_run_logger()
-    corpus_path, out_path = Path(corpus).resolve(), Path(out).resolve()
-    cache = Path(cache_dir) if cache_dir else out_path / "cache"
-    files = find_pdfs(corpus_path)
-    logger.info("Found %d PDF file(s) under %s", len(files), corpus_path)
-    settings = replace(INGEST, ocr=ocr)
-    futures = [read_document.submit(f, corpus_path, cache, settings) for f in files]
-    documents, passages = [], []
-    for i, future in enumerate(futures, start=1):
-        document, doc_passages, was_cached = future.result()
-        documents.append(document)
-        passages.extend(doc_passages)
-        state = "ok" if document.status == "ok" else f"{document.error_kind}: {document.error}"
-        logger.info(
-            "[%d/%d] %s — %s, %d pages, %d passages%s", i, len(files), document.file, state,
-            document.pages, len(doc_passages), " (cached)" if was_cached else "",
-        )
-    loaded, scores = classify_passages(passages, model)
-    documents_df = store.documents_frame(documents)
-    passages_df = store.passages_frame(passages)
-    predictions_df = store.predictions_frame(scores)
-    themes = list(loaded.model.themes_)
-    boilerplate = dedup.find_boilerplate(passages_df)
-    logger.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
-    errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]
-    aggregates = agg.aggregate(
-        documents_df, passages_df, predictions_df, themes, errors=errors or None,
-        sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,
-    )
-    labels = {t.id: t.label for t in load_codebook().themes}
-    explanations = {
-        (s.passage_id, t): loaded.model.explain(p.text, t)
-        for s, p in zip(scores, passages)
-        for t in s.themes
-    }
-    html = report.render_report(aggregates, documents_df, passages_df, predictions_df, themes,
-                                loaded.version, labels, explanations)
-    written = write_results(out_path, documents_df, passages_df, predictions_df, aggregates, html)
-    logger.info("Wrote %d files to %s", len(written), out_path)
-    result = {
-        "out": str(out_path),
-        "model_version": loaded.version,
-        "documents": len(documents),
-        "documents_ok": int((documents_df["status"] == "ok").sum()),
-        "pages": int(documents_df["pages"].fillna(0).sum()),
-        "passages": len(passages),
-        "prevalence": aggregates.prevalence.to_dict(orient="records"),
-    }
-    publish_artifacts(result, documents_df, written, corpus_path)
+    result = run_pipeline(corpus, out, model, cache_dir, sections, ocr, workers, reader,
+                          logger=get_run_logger(), in_flow=True)
+    documents_df, written = result.pop("_documents_df"), result.pop("_written")
+    publish_artifacts(result, documents_df, written, Path(corpus).resolve())
     return result
 
 
@@ -224,20 +475,31 @@ def task_runner_for(workers: int = 2, dask: bool = False, dask_address: str | No
     })
 
 
-def run(corpus: str, out: str, model: str | None = None, workers: int = 2, dask: bool = False,
-        dask_address: str | None = None, sections: str = "all", ocr: bool = False) -> dict:
-    """Call the pipeline flow with ``workers`` documents read at once (see :func:`task_runner_for`).
+def run(corpus: str, out: str, model: str | None = None, workers: int | None = None,
+        dask: bool = False, dask_address: str | None = None, sections: str = "all",
+        ocr: bool = False, prefect: bool = True) -> dict:
+    """Run the pipeline: ``workers`` reader processes (default: the number of cores), or one task
+    per document on a Dask cluster (see :func:`task_runner_for`).
 
-    ``sections`` is the flow's section filter: a key of :data:`SECTION_CHOICES`.
+    ``sections`` is the flow's section filter: a key of :data:`SECTION_CHOICES`. With
+    ``prefect=False`` the same stages run without a flow (no API start-up, no UI record).
     """
     if sections not in SECTION_CHOICES:
         raise ValueError(f"Unknown sections {sections!r}: use one of {', '.join(SECTION_CHOICES)}.")
-    runner = task_runner_for(workers, dask, dask_address)
-    flow_with_runner = pipeline.with_options(task_runner=runner)
+    workers = workers or default_workers()
+    if not prefect:
+        if dask or dask_address:
+            raise ValueError("Dask reading runs inside the Prefect flow: drop --no-prefect.")
+        result = run_pipeline(corpus, out, model, None, sections, ocr, workers)
+        result.pop("_documents_df"), result.pop("_written")
+        return result
     if not (dask or dask_address):
-        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr)
+        return pipeline(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr,
+                        workers=workers, reader="pool")
+    flow_with_runner = pipeline.with_options(task_runner=task_runner_for(workers, dask, dask_address))
     with api_visible_to_workers():
-        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr)
+        return flow_with_runner(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr,
+                                workers=workers, reader="tasks")
 
 
 @contextmanager

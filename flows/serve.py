@@ -107,7 +107,7 @@ def themes_run(
     corpus: str = str(SAMPLE_DIR),
     out: str = str(DEFAULT_OUT_DIR),
     model: str | None = None,
-    workers: int = 2,
+    workers: int = 0,
     dask: bool = False,
     dask_address: str | None = None,
     sections: Literal["all", "findings"] = "all",
@@ -119,7 +119,8 @@ def themes_run(
         corpus: folder searched recursively for PDFs.
         out: output folder; a re-run over the same folder reads only new or changed PDFs.
         model: model version or folder; empty for models/DEFAULT.
-        workers: documents read at once (threads, or local Dask worker processes with ``dask``).
+        workers: documents read at once (reader processes, or local Dask worker processes with
+            ``dask``); 0 for the number of cores.
         dask: read documents on a temporary local Dask cluster of ``workers`` processes.
         dask_address: scheduler of a running Dask cluster (``tcp://HOST:8786``) to read on instead.
         sections: "all" counts every review section; "findings" only analysis and learning.
@@ -130,7 +131,7 @@ def themes_run(
         corpus,
         out,
         model or None,
-        workers,
+        workers or None,
         dask=dask,
         dask_address=dask_address or None,
         sections=sections,

@@ -13,6 +13,7 @@ from prefect.testing.utilities import prefect_test_harness
 from prefect_dask import DaskTaskRunner
 
 from flows.pipeline import run, task_runner_for
+from themes import store
 from themes.config import MODELS_DIR, SAMPLE_DIR
 
 
@@ -46,4 +47,5 @@ def test_dask_results_equal_the_thread_runner(tmp_path):
         assert_frame_equal(pd.read_csv(dask_out / name), pd.read_csv(threads_out / name), obj=name)
     for name in ("passages.parquet", "predictions.parquet"):
         assert_frame_equal(pd.read_parquet(dask_out / name), pd.read_parquet(threads_out / name), obj=name)
-    assert len(list((dask_out / "cache").rglob("*.json"))) == len(pdfs), "the Dask workers fill the cache"
+    ingest_cache = dask_out / "cache" / store.cache_key()
+    assert len(list(ingest_cache.glob("*.json"))) == len(pdfs), "the Dask workers fill the cache"

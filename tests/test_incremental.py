@@ -2,7 +2,7 @@
 
 Each test starts from one finished run over a small copy of the sample corpus, changes the corpus
 (nothing, one file added, one renamed, one replaced) and runs the flow again with a spy on
-``themes.ingest.ingest_with_timeout``, the one call that parses a PDF. The kill test runs
+``themes.ingest.ingest_many``, the reader pool through which the flow parses PDFs. The kill test runs
 ``themes run`` in a subprocess, kills it with SIGKILL mid-way and runs it again.
 """
 
@@ -47,13 +47,14 @@ def harness():
 def parsed(monkeypatch) -> list[str]:
     """File names handed to ingest (parsed, not taken from the cache) during the test."""
     calls: list[str] = []
-    real = ingest.ingest_with_timeout
+    real = ingest.ingest_many
 
-    def spy(path, *args, **kwargs):
-        calls.append(Path(path).name)
-        return real(path, *args, **kwargs)
+    def spy(paths, *args, **kwargs):
+        paths = list(paths)
+        calls.extend(Path(p).name for p in paths)
+        return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(ingest, "ingest_with_timeout", spy)
+    monkeypatch.setattr(ingest, "ingest_many", spy)
     return calls
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -37,13 +40,45 @@ def prevalence_table(rows: list[dict], title: str) -> Table:
     return table
 
 
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[None]:
+    """A progress bar on stderr while documents are read: documents done, pages/s, time left."""
+    if not enabled:
+        yield
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from flows.pipeline import progress_listener
+
+    start = time.monotonic()
+    bar = Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("documents"),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+                   transient=False)
+    task = bar.add_task("read", total=None, rate="")
+
+    def update(event) -> None:
+        elapsed = max(time.monotonic() - start, 1e-6)
+        bar.update(task, completed=event.done, total=event.total,
+                   rate=f"{event.pages_read / elapsed:.1f} pages/s")
+
+    with bar, progress_listener(update):
+        yield
+
+
 @app.command()
 def run(
     corpus: Annotated[Path, typer.Option(help="Folder of PDFs (searched recursively).")] = SAMPLE_DIR,
     out: Annotated[Path, typer.Option(help="Output folder.")] = DEFAULT_OUT_DIR,
     model: Annotated[str | None, typer.Option(help="Model version or folder; default models/DEFAULT.")] = None,
-    workers: Annotated[int, typer.Option(
-        help="Documents read at once: threads, or local Dask worker processes with --dask.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        help="Documents read at once: reader processes, or local Dask worker processes with --dask; "
+             "default the number of cores.")] = None,
     dask: Annotated[bool, typer.Option(
         "--dask", help="Read documents on a temporary local Dask cluster of --workers processes.")] = False,
     dask_address: Annotated[str | None, typer.Option(
@@ -53,6 +88,13 @@ def run(
         help="Review sections counted: all, or findings (analysis and learning only).")] = "all",
     ocr: Annotated[bool, typer.Option(
         "--ocr", help="OCR scanned PDFs (no text layer); needs ocrmypdf and tesseract installed.")] = False,
+    prefect: Annotated[bool, typer.Option(
+        "--prefect/--no-prefect", help="Run as a Prefect flow (recorded in the UI; the local API "
+             "takes seconds to start); --no-prefect runs the same stages directly.")] = True,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="Show a progress bar (documents, pages/s, time left).")] = True,
+    summary_json: Annotated[Path | None, typer.Option(
+        help="Also write the run's counts and per-stage seconds to this JSON file.")] = None,
 ) -> None:
     """Run the whole pipeline over a folder of PDFs and print the theme table."""
     if not corpus.is_dir():
@@ -67,8 +109,11 @@ def run(
     if sections not in SECTION_CHOICES:
         raise typer.BadParameter(f"{sections!r} is not one of: {', '.join(SECTION_CHOICES)}.",
                                  param_hint="--sections")
-    result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
-                      sections=sections, ocr=ocr)
+    with progress_bar(progress):
+        result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
+                          sections=sections, ocr=ocr, prefect=prefect)
+    if summary_json:
+        summary_json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     Console().print(prevalence_table(
         result["prevalence"],
         f"{result['documents_ok']} of {result['documents']} documents read, {result['pages']} pages, "

@@ -178,6 +178,16 @@ def codebook_hash(path: str | Path = config.CODEBOOK_PATH) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def theme_labels(path: str | Path = config.CODEBOOK_PATH) -> dict[str, str]:
+    """Theme id -> label, read from the YAML without validating patterns (which imports spaCy).
+
+    For display only, e.g. the report of a re-run whose predictions are all cached; anything that
+    matches or trains uses :func:`load_codebook`.
+    """
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return {str(t["id"]): str(t.get("label", t["id"])) for t in data.get("themes", []) if "id" in t}
+
+
 def load_codebook(path: str | Path = config.CODEBOOK_PATH) -> Codebook:
     """Load and validate the codebook YAML file.
 

@@ -12,13 +12,18 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import skops.io as sio
 
 from themes import config
-from themes.classify import ThemeClassifier
 from themes.config import MODELS_DIR
+
+if TYPE_CHECKING:
+    from themes.classify import ThemeClassifier
+
+# skops (and the scikit-learn it imports) load in ``save_model`` and ``load_model``: a re-run whose
+# predictions are all cached reads only model cards, and saves seconds of imports.
 
 MODEL_FILE = "model.skops"
 CARD_JSON = "card.json"
@@ -50,6 +55,8 @@ MODEL_TYPES: frozenset[str] = frozenset({
 
 def model_file_types(file: Path) -> set[str]:
     """Every ``module.name`` a skops file would build, read from its schema without loading it."""
+    import skops.io as sio
+
     with zipfile.ZipFile(file) as archive:
         schema = json.loads(archive.read("schema.json"))
     found: set[str] = set(sio.get_untrusted_types(file=file))
@@ -82,6 +89,8 @@ def save_model(model: ThemeClassifier, card: dict, version: str, models_dir: Pat
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (MODEL_FILE + ".tmp")
     # The default schema makes TF-IDF pipelines ~10x larger; deflate keeps them small (STACK-NOTES).
+    import skops.io as sio
+
     sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
     tmp.replace(folder / MODEL_FILE)
     card = {**card, "version": version, "model_bytes": (folder / MODEL_FILE).stat().st_size}
@@ -123,6 +132,10 @@ def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -
             f"Refusing to load {file}: it holds {', '.join(unknown)}, which themes models never "
             "contain, so it may run code; use a model saved by `themes train`."
         )
+    import skops.io as sio
+
+    import themes.classify  # noqa: F401 - registers the classes skops will rebuild
+
     estimator = sio.load(file, trusted=sorted(types))
     card = json.loads((folder / CARD_JSON).read_text()) if (folder / CARD_JSON).exists() else {}
     return LoadedModel(card.get("version", folder.name), estimator, card, folder)
@@ -284,3 +297,28 @@ def compare_cards(a: str | Path | None, b: str | Path, models_dir: Path = MODELS
     table["change"] = numeric.round(3)
     table.index.name = "measure"
     return table.reset_index()
+
+
+class LazyModel:
+    """A model's version and card now, its fitted classifier only when first used.
+
+    Loading the classifier takes seconds; a re-run whose predictions are all cached needs only the
+    version, the card's theme list and its error counts.
+    """
+
+    def __init__(self, model: str | Path | None = None, models_dir: Path = MODELS_DIR) -> None:
+        self.path = resolve(model, models_dir)
+        card_file = self.path / CARD_JSON
+        self.card: dict = json.loads(card_file.read_text()) if card_file.exists() else {}
+        self.version: str = self.card.get("version", self.path.name)
+        self._loaded: LoadedModel | None = None
+
+    @property
+    def model(self) -> ThemeClassifier:
+        if self._loaded is None:
+            self._loaded = load_model(self.path)
+        return self._loaded.model
+
+    @property
+    def themes(self) -> list[str]:
+        return list(self.card["themes"]) if self.card.get("themes") else list(self.model.themes_)

@@ -206,3 +206,47 @@ def write_outputs(
         write_parquet(frame, out_dir / name)
         written.append(out_dir / name)
     return written
+
+
+# -- per-document prediction cache ----------------------------------------------------------
+#
+# Beside the ingest cache: one JSON file per (document, model version, codebook), holding the
+# document's passage scores and the explanations the report shows. A re-run with the same model
+# classifies nothing again; another model or codebook is another folder, so it classifies all.
+# The ingest cache version is in the folder name because passages (and their ids) come from it.
+
+def predictions_key(model_version: str, codebook_hash: str) -> str:
+    """The cache folder name for one model and codebook: ``<model version>--<codebook hash[:12]>``."""
+    return f"{model_version}--{codebook_hash[:12]}"
+
+
+def predictions_path(cache_dir: Path, doc_id: str, key: str) -> Path:
+    return Path(cache_dir) / f"predictions-{PIPELINE_CACHE_VERSION}" / key / f"{doc_id}.json"
+
+
+def save_cached_predictions(
+    cache_dir: Path, doc_id: str, key: str, scores: list[PassageScores],
+    explanations: dict[tuple[str, str], list[str]],
+) -> None:
+    """Cache one document's passage scores and explanations (written atomically)."""
+    payload = {
+        "scores": [dataclasses.asdict(s) for s in scores],
+        "explanations": [[pid, theme, terms] for (pid, theme), terms in explanations.items()],
+    }
+    atomic_write_text(predictions_path(cache_dir, doc_id, key), json.dumps(payload))
+
+
+def load_cached_predictions(
+    cache_dir: Path, doc_id: str, key: str
+) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]]] | None:
+    """A document's cached scores and explanations for this model and codebook, or None."""
+    path = predictions_path(cache_dir, doc_id, key)
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # rebuilt by classifying again
+    scores = [PassageScores(**s) for s in payload["scores"]]
+    explanations = {(pid, theme): terms for pid, theme, terms in payload["explanations"]}
+    return scores, explanations
