@@ -40,6 +40,7 @@ from themes.devset import (
     TARGETED_TOPIC_PATTERNS,
     Candidate,
     Locator,
+    _round_robin,
     load_scan,
     normalise,
     read_jsonl,
@@ -172,23 +173,11 @@ def select_search(
 
     themes = sorted(CORE_THEMES, key=lambda t: t != "written_agreements")
 
-    def round_robin(queues: dict[str, list[int]], quotas: dict[str, int], kind: str) -> None:
-        got = dict.fromkeys(queues, 0)
-        cursor = dict.fromkeys(queues, 0)
-        while any(got[t] < quotas[t] and cursor[t] < len(queues[t]) for t in queues):
-            for t, queue in queues.items():
-                while got[t] < quotas[t] and cursor[t] < len(queue):
-                    i = queue[cursor[t]]
-                    cursor[t] += 1
-                    if take(i, f"{kind}:{t}"):
-                        got[t] += 1
-                        break
-
     any_phrase = {i for i in order if any(phrase_hit(t, flat[i]) for t in themes)}
-    round_robin({t: [i for i in order if phrase_hit(t, flat[i])] for t in themes},
-                phrase_quota, "phrase")
-    round_robin({t: [i for i in order if TOPICS[t].search(flat[i]) and i not in any_phrase]
-                 for t in themes}, dict.fromkeys(themes, topic_quota), "topic")
+    _round_robin({t: [i for i in order if phrase_hit(t, flat[i])] for t in themes},
+                 phrase_quota, take, "phrase")
+    _round_robin({t: [i for i in order if TOPICS[t].search(flat[i]) and i not in any_phrase]
+                  for t in themes}, dict.fromkeys(themes, topic_quota), take, "topic")
     drawn = 0
     for i in order:
         if drawn >= n_random:
