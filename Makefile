@@ -19,7 +19,7 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=77' wheel
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
