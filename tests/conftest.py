@@ -50,3 +50,15 @@ def fake_ocrmypdf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_OCR_RESULT", str(Path(__file__).parent / "data" / "numbered.pdf"))
     return exe
+
+
+def copy_samples(folder: Path, names: tuple[str, ...]) -> Path:
+    """A corpus folder holding copies of the named sample PDFs (tests must not touch the originals)."""
+    import shutil
+
+    from themes.config import SAMPLE_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(SAMPLE_DIR / name, folder / name)
+    return folder

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_samples
 from test_ingest import _slow_ingest
 
 from flows import pipeline
@@ -27,11 +28,7 @@ FILES = ("2019_northmere_scr_child-a.pdf", "2020_eastwold_lcspr_child-b.pdf")
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copy2(SAMPLE_DIR / name, folder / name)
-    return folder
+    return copy_samples(tmp_path / "corpus", FILES)
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_samples
 
 from flows.pipeline import run
-from themes.config import MODELS_DIR, SAMPLE_DIR
+from themes.config import MODELS_DIR
 from themes.registry import resolve
 
 pytestmark = pytest.mark.slow
@@ -28,11 +29,7 @@ FILES = ("2019_northmere_scr_child-a.pdf", "2020_eastwold_lcspr_child-b.pdf",
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copy2(SAMPLE_DIR / name, folder / name)
-    return folder
+    return copy_samples(tmp_path / "corpus", FILES)
 
 
 def _renamed_default_model(tmp_path: Path, version: str) -> Path:
