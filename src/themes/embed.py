@@ -227,7 +227,8 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         features = self._features(texts, fit=True)
         self.estimators_ = []
         for j, theme in enumerate(self.themes_):
-            target = y[:, j]
+            known = y[:, j] >= 0  # -1: not labelled for this theme (see ThemeClassifier.fit)
+            target = y[known, j]
             if target.min() == target.max():
                 raise ValueError(
                     f"Theme {theme!r} has only one class in the training labels; add examples."
@@ -239,7 +240,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
                 )
             else:
                 est = self._make()
-            self.estimators_.append(est.fit(features, target))
+            self.estimators_.append(est.fit(features[known], target))
         self.thresholds_ = np.full(len(self.themes_), 0.5)
         self.encoder_name_ = MODEL_NAME
         self.n_features_ = features.shape[1]

@@ -48,6 +48,19 @@ def label_matrix(labels: Sequence[Sequence[str]], themes: Sequence[str]) -> np.n
     return y
 
 
+def known_label_matrix(labels: Sequence[Sequence[str]], core_only: Sequence[bool], themes: Sequence[str]) -> np.ndarray:
+    """:func:`label_matrix` with ``-1`` where a passage was not labelled for a theme.
+
+    Real sentences are labelled for the four core themes only (``core_only`` True): their other
+    themes are unknown, not absent, and must not teach a model that real prose never shows them.
+    """
+    y = label_matrix(labels, themes)
+    other = np.array([t not in CORE_THEMES for t in themes])
+    rows = np.asarray(core_only, dtype=bool)
+    y[np.ix_(rows, other)] = -1
+    return y
+
+
 def score(
     system: str,
     split: str,
@@ -78,15 +91,20 @@ def score(
 
 
 def best_thresholds(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    """Per column, the probability threshold that maximises F1 on these (out-of-fold) scores."""
+    """Per column, the probability threshold that maximises F1 on these (out-of-fold) scores.
+
+    Rows labelled ``-1`` in a column (not labelled for that theme) are left out of its choice.
+    """
     grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
     best = np.full(y_true.shape[1], 0.5)
     for j in range(y_true.shape[1]):
+        known = y_true[:, j] >= 0
+        truth, scores = y_true[known, j], proba[known, j]
         f1s = []
         for t in grid:
-            pred = proba[:, j] >= t
-            tp = int((pred & (y_true[:, j] == 1)).sum())
-            denom = int(pred.sum()) + int(y_true[:, j].sum())
+            pred = scores >= t
+            tp = int((pred & (truth == 1)).sum())
+            denom = int(pred.sum()) + int(truth.sum())
             f1s.append(2 * tp / denom if denom else 0.0)
         f1s_arr = np.array(f1s)
         # Among near-best thresholds prefer the middle one: less sensitive to a single passage.
