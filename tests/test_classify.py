@@ -7,6 +7,7 @@ from themes.classify import (
     ThemeClassifier,
     _char_wb_transform,
     _stacked_sigmoid_models,
+    rule_features,
     scope_tokens,
 )
 from themes.registry import load_model, save_model, set_default
@@ -82,6 +83,47 @@ def test_classify_scope_marks_negated_words():
     tokens = scope_tokens("The assessment was not updated, but the plan was reviewed.")
     assert "neg_updated" in tokens and "reviewed" in tokens and "neg_reviewed" not in tokens
     assert "hyp_share" in scope_tokens("Agencies should share information.")
+
+
+def test_classify_rule_features_tell_the_failing_from_the_negated_and_the_recommended():
+    keywords = {"weak_risk_assessment": ["risk assessment"], "poor_information_sharing": ["shared"]}
+    columns = ["plain", "neg", "hyp", "plain_praise", "plain_criticism"]
+    rows = rule_features(
+        [
+            "The risk assessment was weak and out of date.",
+            "Information was not shared with the school.",
+            "Partners should ensure that information is shared.",
+            "A thorough risk assessment was completed.",
+        ],
+        keywords,
+    ).toarray()
+    risk, sharing = rows[:, :5], rows[:, 5:10]
+    assert dict(zip(columns, risk[0])) == {"plain": 1, "neg": 0, "hyp": 0, "plain_praise": 0, "plain_criticism": 1}
+    assert sharing[1].tolist() == [0, 1, 0, 0, 0]  # negated: not a plain keyword hit
+    assert sharing[2].tolist() == [0, 0, 1, 0, 0]  # a recommendation
+    assert risk[3].tolist() == [1, 0, 0, 1, 0]  # good practice
+    assert rows[2, -1] > 0 and rows[3, -3] > 0  # hedge and praise counts
+
+
+def test_classify_unlabelled_theme_leaves_the_passage_out_of_that_theme_only():
+    texts = [t for t, _ in TEXTS] * 3
+    y = np.array([lab for _, lab in TEXTS] * 3)
+    unknown = y.copy()
+    unknown[:4, 1] = -1  # the first four passages were not labelled for optimism_bias
+    masked = ThemeClassifier(themes=THEMES, calibrate=False).fit(texts, unknown)
+    # optimism_bias learned from the other rows alone; poor_information_sharing from all of them
+    dropped = ThemeClassifier(themes=THEMES, calibrate=False).fit(texts, y)
+    assert np.allclose(masked.predict_proba(texts)[:, 0], dropped.predict_proba(texts)[:, 0])
+    est = masked.estimators_[1]
+    assert est.n_features_in_ == masked.n_features_ and hasattr(est, "coef_")
+    reference = ThemeClassifier(themes=THEMES, calibrate=False)
+    reference.fit(texts, y)
+    sub = reference._transform(texts)[4:]
+    from sklearn.linear_model import LogisticRegression
+
+    direct = LogisticRegression(C=8.0, class_weight="balanced", solver="liblinear", max_iter=1000)
+    direct.fit(sub, y[4:, 1])
+    assert np.allclose(est.coef_, direct.coef_)
 
 
 def test_classify_rejects_labels_of_wrong_shape():

@@ -82,6 +82,84 @@ def _scope_analyzer(text: str) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
+#: Words an inspector or reviewer uses to say practice was good: a topic word beside them is
+#: usually praise ("risk is well understood"), the commonest hard negative.
+PRAISE_CUES = frozenset(
+    "well good strong effective effectively robust timely thorough comprehensive clear clearly "
+    "appropriate appropriately consistently consistent swift swiftly prompt promptly improved "
+    "improving rigorous skilled sensitive detailed purposeful confident securely secure".split()
+)
+#: Words that state a shortfall, including the partial ones ("not always", "variable").
+CRITICISM_CUES = frozenset(
+    "weak weaker poor poorly inconsistent inconsistently variable varied lack lacks lacking "
+    "insufficient insufficiently limited gaps gap fail fails failed failure unrealistic "
+    "overoptimistic optimistic overly too inadequate inadequately delay delays drift shortfalls "
+    "deficits superficial uneven misses missed missing absent unclear unaddressed".split()
+)
+_RULE_KINDS = ("plain", "neg", "hyp", "plain_praise", "plain_criticism")
+
+
+def _bare(token: str) -> tuple[str, str]:
+    """(scope, word) of a :func:`scope_tokens` token: scope is "", "neg" or "hyp"."""
+    if token.startswith("neg_"):
+        return "neg", token[4:]
+    if token.startswith("hyp_"):
+        return "hyp", token[4:]
+    return "", token
+
+
+@cache
+def _keyword_index(keywords: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], int]:
+    """first word -> (theme index, phrase words) for every keyword; and the number of themes."""
+    index: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for t_index, (_, kws) in enumerate(keywords):
+        for kw in kws:
+            words = tuple(kw.replace("-", " ").split())
+            if words:
+                index.setdefault(words[0], []).append((t_index, words))
+    return index, len(keywords)
+
+
+def rule_features(texts: Sequence[str], keywords: dict[str, list[str]]) -> sparse.csr_matrix:
+    """Codebook keyword hits with their scope, as features beside the learned n-grams.
+
+    For each theme (in ``keywords`` order) five 0/1 columns: a keyword occurs outside any
+    negation or hedge scope; inside a negation scope; inside a hedge (recommendation) scope; outside
+    scope in a sentence with a praise cue; outside scope with a criticism cue. Then three counts
+    (capped at 3, scaled to 0-1) over the whole passage: praise cues, criticism cues, hedge cues.
+    Keyword search fires on the first column alone; the model learns how much each column is worth.
+    """
+    index, n_themes = _keyword_index(tuple((t, tuple(kws)) for t, kws in keywords.items()))
+    width = len(_RULE_KINDS)
+    n_cols = n_themes * width + 3
+    rows, cols, vals = [], [], []
+    for i, text in enumerate(texts):
+        tokens = [_bare(t) for t in scope_tokens(text.replace("-", " "))]
+        words = [w for _, w in tokens]
+        praise = sum(1 for scope, w in tokens if not scope and w in PRAISE_CUES)
+        criticism = sum(1 for w in words if w in CRITICISM_CUES)
+        criticism += any(w in _NEGATION_CUES or w.endswith("n't") for w in words)
+        hedges = sum(1 for w in words if w in _HEDGE_CUES)
+        found: dict[int, set[str]] = {}
+        for start, word in enumerate(words):
+            for t_index, phrase in index.get(word, ()):
+                if tuple(words[start : start + len(phrase)]) == phrase:
+                    found.setdefault(t_index, set()).add(tokens[start][0] or "plain")
+        for t_index, kinds in found.items():
+            if "plain" in kinds:
+                if praise:
+                    kinds.add("plain_praise")
+                if criticism:
+                    kinds.add("plain_criticism")
+            for k, kind in enumerate(_RULE_KINDS):
+                if kind in kinds:
+                    rows.append(i), cols.append(t_index * width + k), vals.append(1.0)
+        for k, count in enumerate((praise, criticism, hedges)):
+            if count:
+                rows.append(i), cols.append(n_themes * width + k), vals.append(min(count, 3) / 3)
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(len(texts), n_cols))
+
+
 def _char_wb_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
     """scikit-learn's ``char_wb`` n-grams of one word, in its order (padded with a space each side)."""
     padded = f" {word} "
@@ -194,6 +272,14 @@ def _stacked_sigmoid_models(model: Any) -> _StackedSigmoid | None:
     return _STACKED[model]
 
 
+def _codebook_keywords() -> dict[str, list[str]]:
+    """Every codebook theme's keywords (read once per fit; the model keeps its own copy)."""
+    from themes.codebook import load_codebook
+
+    codebook = load_codebook()
+    return {t: list(codebook.get(t).keywords) for t in codebook.ids}
+
+
 @cache
 def _model_factory(kind: str, C: float, class_weight: str | None):
     if kind == "svm":
@@ -215,6 +301,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         use_chars: add character 3–5-gram features (within word boundaries).
         calibrate: wrap each model in sigmoid ``CalibratedClassifierCV`` (3 folds).
         class_weight: passed to each linear model; "balanced" helps rare themes.
+        rule_weight: weight of the codebook keyword-and-scope block (:func:`rule_features`);
+            0 leaves it out. The keywords are read from the codebook when fitting and kept in
+            the model (``rule_keywords_``), so a saved model does not depend on a later codebook.
     """
 
     def __init__(
@@ -227,6 +316,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         use_chars: bool = True,
         calibrate: bool = True,
         class_weight: str | None = "balanced",
+        rule_weight: float = 0.0,
     ):
         self.themes = themes
         self.model = model
@@ -236,6 +326,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.use_chars = use_chars
         self.calibrate = calibrate
         self.class_weight = class_weight
+        self.rule_weight = rule_weight
 
     # -- features ---------------------------------------------------------------------------
     def _vectorizers(self) -> list[tuple[str, TfidfVectorizer]]:
@@ -261,13 +352,21 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def _transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         blocks = [_char_wb_transform(vec, texts) if _fast_char_wb(vec) else vec.transform(texts)
                   for _, vec in self.vectorizers_]  # fmt: skip
+        if getattr(self, "rule_weight", 0.0):  # models saved before rule features lack it
+            blocks.append(rule_features(texts, self.rule_keywords_) * self.rule_weight)
         X = sparse.hstack(blocks, format="csr")
         X.sort_indices()  # liblinear can fail on unsorted read-only indices (STACK-NOTES.md)
         return X
 
     # -- estimator contract -----------------------------------------------------------------
-    def fit(self, X: Sequence[str], y: np.ndarray) -> ThemeClassifier:
-        """Fit on passage texts ``X`` and a 0/1 matrix ``y`` of shape (n_passages, n_themes)."""
+    def fit(self, X: Sequence[str], y: np.ndarray, sample_weight: np.ndarray | None = None) -> ThemeClassifier:
+        """Fit on passage texts ``X`` and a 0/1 matrix ``y`` of shape (n_passages, n_themes).
+
+        A ``-1`` in ``y`` means the passage was not labelled for that theme (the real sentences
+        are labelled for the core themes only): it is left out of that theme's model.
+        ``sample_weight`` (one per passage) lets scarce real sentences count for more than the
+        plentiful written ones.
+        """
         texts = list(X)
         y = np.asarray(y)
         if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
@@ -278,12 +377,16 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         _STACKED.pop(self, None)  # a refit replaces the models a stacked copy was made from
         self.vectorizers_ = self._vectorizers()
         blocks = [vec.fit_transform(texts) for _, vec in self.vectorizers_]
+        self.rule_keywords_ = _codebook_keywords() if self.rule_weight else {}
+        if self.rule_weight:
+            blocks.append(rule_features(texts, self.rule_keywords_) * self.rule_weight)
         features = sparse.hstack(blocks, format="csr")
         features.sort_indices()
         make = _model_factory(self.model, self.C, self.class_weight)
         self.estimators_ = []
         for j, theme in enumerate(self.themes_):
-            target = y[:, j]
+            known = y[:, j] >= 0  # -1: this passage was never labelled for this theme
+            target = y[known, j]
             if target.min() == target.max():
                 raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
             n_minority = int(min(target.sum(), len(target) - target.sum()))
@@ -291,7 +394,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                 est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
             else:
                 est = make() if self.model == "logreg" else CalibratedClassifierCV(make(), cv=2)
-            self.estimators_.append(est.fit(features, target))
+            weight = None if sample_weight is None else np.asarray(sample_weight)[known]
+            rows = features if known.all() else features[known]
+            self.estimators_.append(est.fit(rows, target, sample_weight=weight))
         self.thresholds_ = np.full(len(self.themes_), 0.5)
         self.n_features_ = features.shape[1]
         return self
@@ -322,6 +427,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             np.array([f"{name}:{f}" for f in vec.get_feature_names_out()])
             for name, vec in self.vectorizers_
         ]
+        if getattr(self, "rule_weight", 0.0):
+            names.append(np.array([f"rules:{t} keyword {kind}" for t in self.rule_keywords_ for kind in _RULE_KINDS]
+                                  + ["rules:praise cues", "rules:criticism cues", "rules:hedge cues"]))
         return np.concatenate(names)
 
     def explain(self, text: str, theme: str, k: int = 5) -> list[str]:
