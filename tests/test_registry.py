@@ -37,6 +37,7 @@ Y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [0, 0], [0, 0], [0
         {"model": "svm"},
         {"model": "svm", "calibrate": False},
         {"use_chars": False, "use_scope": False},
+        {"rule_weight": 0.5},
     ],
 )
 def test_registry_model_types_cover_every_classifier_setting(tmp_path: Path, settings: dict) -> None:

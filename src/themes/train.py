@@ -31,12 +31,19 @@ from themes.evaluate import (
     Scores,
     best_thresholds,
     comparison_table,
+    known_label_matrix,
     label_matrix,
     score,
     to_markdown,
 )
 
 HELDOUT_MODULUS = 5  # one document in five is held out
+#: The default model's recipe, chosen in benchmarks/classifier.py on real held-out text: TF-IDF
+#: word, scope and character n-grams plus the codebook keyword-and-scope block.
+DEFAULT_PARAMS: dict = {"rule_weight": 0.5}
+#: Each real sentence counts this many written passages when fitting: real prose is what the
+#: model must read, and there is less of it.
+REAL_WEIGHT = 3.0
 MIN_POSITIVES = 20  # themes with fewer training positives are not modelled
 REQUIRED_FIELDS = ("id", "text", "labels", "doc")
 
@@ -67,9 +74,20 @@ def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
     return frame
 
 
-#: Real labelled sentences (locators into ../shared/ofsted, annotator A) used for training when
-#: ../shared is present. Seeds are never trained on; they stay a pure evaluation set.
-REAL_TRAINING_SETS = ("ofsted_dev.a", "ofsted_targeted.a")
+#: Real labelled sentences (locators into ../shared/ofsted) used for training when ../shared is
+#: present, by set. Each set's adjudicated ``gold`` file is used when there is one, else annotator
+#: a's (:func:`real_label_file`). Seeds are never trained on; they stay a pure evaluation set.
+REAL_TRAINING_SETS = ("ofsted_dev", "ofsted_targeted", "ofsted_search")
+#: Which label file of a set counts, best first.
+LABEL_FILE_PREFERENCE = ("gold", "a")
+
+
+def real_label_file(stem: str) -> str:
+    """The label file of a real set to use: ``<stem>.gold`` when adjudicated, else ``<stem>.a``."""
+    for suffix in LABEL_FILE_PREFERENCE:
+        if (LABELS_DIR / "real" / f"{stem}.{suffix}.jsonl").is_file():
+            return f"{stem}.{suffix}"
+    raise FileNotFoundError(f"No label file for the real set {stem!r} in {LABELS_DIR / 'real'}.")
 
 
 def real_doc_id(file: str) -> str:
@@ -77,40 +95,53 @@ def real_doc_id(file: str) -> str:
     return f"ofsted:{file}"
 
 
-def load_real_training(names: Sequence[str] = REAL_TRAINING_SETS) -> pd.DataFrame:
+def load_real_training(stems: Sequence[str] = REAL_TRAINING_SETS) -> pd.DataFrame:
     """Real labelled sentences with their text rebuilt from ``../shared``; empty when it is absent.
 
-    Each report file is one document, so ``split`` holds out whole reports. Candidates drawn as
-    praise or at random that carry no label are hard or other negatives.
+    Each report file is one document, so ``split`` holds out whole reports. Unlabelled sentences
+    drawn at random are ``other_negative``; the rest, drawn for their topic or phrasing, are
+    ``hard_negative``. ``pool`` keeps how each sentence was drawn.
     """
     from themes.config import shared_dir
     from themes.devset import load_real_labels
 
-    columns = ["id", "text", "labels", "doc", "section", "kind", "source", "annotator", "file"]
+    columns = ["id", "text", "labels", "doc", "section", "kind", "source", "annotator", "file", "pool",
+               "page", "char_start", "char_end"]
     if shared_dir() is None:
         return pd.DataFrame(columns=columns)
-    candidates = {}
-    for name in names:
-        stem = name.split(".")[0]
+    parts = []
+    for stem in stems:
+        pools = {}
         path = LABELS_DIR / "real" / f"{stem}.candidates.jsonl"
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                candidates[row["id"]] = row.get("pool", "")
-    parts = []
-    for name in names:
+                pools[row["id"]] = row.get("pool", "")
+        name = real_label_file(stem)
         frame = load_real_labels(name)
+        pool = frame["id"].map(pools).fillna("")
         kind = [
-            "positive" if labels else ("other_negative" if candidates.get(i, "").startswith("random") else "hard_negative")
-            for i, labels in zip(frame["id"], frame["labels"])
+            "positive" if labels else ("other_negative" if p.startswith("random") else "hard_negative")
+            for labels, p in zip(frame["labels"], pool)
         ]
         parts.append(pd.DataFrame({
             "id": frame["id"], "text": frame["text"], "labels": frame["labels"],
             "doc": frame["file"].map(real_doc_id), "section": None, "kind": kind,
             "source": f"real:{name}", "annotator": frame["annotator"], "file": f"real/{name}.jsonl",
+            "pool": pool, "page": frame["page"], "char_start": frame["char_start"], "char_end": frame["char_end"],
         }))
     real = pd.concat(parts, ignore_index=True)
     return real.drop_duplicates("id").reset_index(drop=True)
+
+
+def load_seeds() -> pd.DataFrame:
+    """The seed sentences (evaluation only, never trained on) with their text; empty without ../shared."""
+    from themes.config import shared_dir
+    from themes.devset import load_real_labels
+
+    if shared_dir() is None:
+        return pd.DataFrame(columns=["id", "text", "labels"])
+    return load_real_labels(real_label_file("seeds"))
 
 
 def is_heldout(doc: str) -> bool:
@@ -148,15 +179,35 @@ class TrainResult:
     comparison: pd.DataFrame
 
 
+def is_real(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows are real sentences (labelled for the core themes only)."""
+    return frame["doc"].astype(str).str.startswith("ofsted:").to_numpy()
+
+
+def targets(frame: pd.DataFrame, themes: Sequence[str]) -> np.ndarray:
+    """0/1 labels, with -1 where a real sentence was never labelled for a (non-core) theme."""
+    return known_label_matrix(frame["labels"], is_real(frame), themes)
+
+
+def sample_weights(frame: pd.DataFrame, real_weight: float = REAL_WEIGHT) -> np.ndarray | None:
+    """``real_weight`` for real sentences, 1 for written passages (None when all are 1)."""
+    real = is_real(frame)
+    if real_weight == 1.0 or not real.any():
+        return None
+    return np.where(real, real_weight, 1.0)
+
+
 def out_of_fold(
     params: dict, texts: Sequence[str], y: np.ndarray, groups: Sequence[str], themes: Sequence[str],
-    n_splits: int = 5,
+    n_splits: int = 5, weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities from a cross-validation grouped by document."""
     proba = np.zeros(y.shape, dtype=float)
     texts = np.asarray(texts, dtype=object)
     for train_idx, test_idx in GroupKFold(n_splits=n_splits).split(texts, y, groups):
-        model = ThemeClassifier(themes=themes, **params).fit(list(texts[train_idx]), y[train_idx])
+        model = ThemeClassifier(themes=themes, **params).fit(
+            list(texts[train_idx]), y[train_idx], sample_weight=None if weights is None else weights[train_idx]
+        )
         proba[test_idx] = model.predict_proba(list(texts[test_idx]))
     return proba
 
@@ -166,11 +217,12 @@ def baselines_on(frame: pd.DataFrame, themes: Sequence[str], split_name: str) ->
     from themes.codebook import KeywordBaseline, PatternBaseline
 
     y = label_matrix(frame["labels"], themes)
+    kinds = list(frame["kind"]) if "kind" in frame and frame["kind"].notna().any() else None
     out = []
     for name, baseline in (("keywords", KeywordBaseline(themes=list(themes))),
                            ("seed patterns", PatternBaseline(themes=list(themes)))):
         pred = baseline.fit(list(frame["text"]), y).predict(list(frame["text"]))
-        out.append(score(name, split_name, y, pred, themes, list(frame["kind"])))
+        out.append(score(name, split_name, y, pred, themes, kinds))
     return out
 
 
@@ -187,10 +239,10 @@ def learning_curve(
     for fraction in fractions:
         keep = set(docs[: max(2, round(fraction * len(docs)))])
         part = train[train["doc"].isin(keep)]
-        y = label_matrix(part["labels"], themes)
-        if (y.sum(axis=0) == 0).any():
+        y = targets(part, themes)
+        if ((y == 1).sum(axis=0) == 0).any():
             continue
-        model = ThemeClassifier(themes=themes, **params).fit(list(part["text"]), y)
+        model = ThemeClassifier(themes=themes, **params).fit(list(part["text"]), y, sample_weight=sample_weights(part))
         s = score("model", "heldout", y_held, model.predict(list(heldout["text"])), themes)
         rows.append({"n_documents": len(keep), "n_passages": len(part), "macro_f1_core": round(s.macro_f1_core, 3)})
     return pd.DataFrame(rows)
@@ -223,46 +275,73 @@ def train(
     themes: Sequence[str] | None = None,
     with_learning_curve: bool = True,
     n_splits: int = 5,
+    real_weight: float = REAL_WEIGHT,
 ) -> TrainResult:
     """Fit the classifier on the training documents and build its card.
 
     Args:
-        frame: labelled passages (``load_labels``); the held-out documents are set aside here.
-        params: ``ThemeClassifier`` parameters other than ``themes``.
+        frame: labelled passages (``load_labels``, plus ``load_real_training``); the held-out
+            documents are set aside here.
+        params: ``ThemeClassifier`` parameters other than ``themes``; default :data:`DEFAULT_PARAMS`.
         themes: theme ids to model; default every codebook theme with enough positives.
         with_learning_curve: fit extra models on parts of the data for the card's learning curve.
         n_splits: folds of the grouped cross-validation that picks the thresholds.
+        real_weight: weight of a real sentence against a written passage.
     """
     from themes.codebook import codebook_hash, load_codebook
 
-    params = params or {}
+    params = dict(DEFAULT_PARAMS if params is None else params)
     codebook = load_codebook()
     train_df, held_df = split(frame)
-    themes = list(themes or trainable_themes(train_df, codebook.ids))
-    y_train = label_matrix(train_df["labels"], themes)
+    themes = list(themes or trainable_themes(train_df[~is_real(train_df)], codebook.ids))
+    y_train = targets(train_df, themes)
+    weights = sample_weights(train_df, real_weight)
     started = time.perf_counter()
     with threadpool_limits(1):  # BLAS/OpenMP pools fight on 2 cores (STACK-NOTES.md)
-        oof = out_of_fold(params, list(train_df["text"]), y_train, list(train_df["doc"]), themes, n_splits)
+        oof = out_of_fold(params, list(train_df["text"]), y_train, list(train_df["doc"]), themes, n_splits, weights)
         thresholds = best_thresholds(y_train, oof)
-        model = ThemeClassifier(themes=themes, **params).fit(list(train_df["text"]), y_train)
+        model = ThemeClassifier(themes=themes, **params).fit(list(train_df["text"]), y_train, sample_weight=weights)
         model.thresholds_ = thresholds
         fit_seconds = time.perf_counter() - started
-        cv = score("model", "cv (oof)", y_train, (oof >= thresholds).astype(int), themes,
-                   list(train_df["kind"]))
+        oof_pred = (oof >= thresholds).astype(int)
+        real_rows = is_real(train_df)
+        core = [t for t in themes if t in CORE_THEMES]
+        core_cols = [themes.index(t) for t in core]
+        cv = score("model", "cv (oof)", y_train[~real_rows], oof_pred[~real_rows], themes,
+                   list(train_df["kind"][~real_rows]))
         scores = [cv]
-        is_real = held_df["doc"].astype(str).str.startswith("ofsted:")
-        for split_name, part in (("heldout", held_df[~is_real]), ("heldout real reports", held_df[is_real])):
+        if real_rows.any():
+            scores.append(score("model", "cv (oof) real", y_train[real_rows][:, core_cols],
+                                oof_pred[real_rows][:, core_cols], core, list(train_df["kind"][real_rows])))
+        held_real = is_real(held_df)
+        for split_name, part, cols in (("heldout", held_df[~held_real], themes),
+                                       ("heldout real reports", held_df[held_real], core)):
             if not len(part):
                 continue
-            y_part = label_matrix(part["labels"], themes)
-            scores.append(score("model", split_name, y_part, model.predict(list(part["text"])), themes,
-                                list(part["kind"])))
-            scores += baselines_on(part, themes, split_name)
-        curve = learning_curve(params, train_df, held_df, themes) if with_learning_curve and len(held_df) else None
+            y_part = label_matrix(part["labels"], cols)
+            pred = model.predict(list(part["text"]))[:, [themes.index(t) for t in cols]]
+            scores.append(score("model", split_name, y_part, pred, cols, list(part["kind"])))
+            scores += baselines_on(part, cols, split_name)
+        seeds = load_seeds()
+        if len(seeds):
+            y_seeds = label_matrix(seeds["labels"], core)
+            pred = model.predict(list(seeds["text"]))[:, core_cols]
+            scores.append(score("model", "seeds", y_seeds, pred, core))
+            scores += baselines_on(seeds.assign(kind=None), core, "seeds")
+        curve = learning_curve(params, train_df, held_df[~held_real], themes) if with_learning_curve and len(held_df) else None
     comparison = comparison_table(scores)
     card = {
         "summary": "Calibrated one-vs-rest linear classifier over TF-IDF word, negation-scope and "
-        "character n-grams; tags a passage with a practice theme when it describes the failing.",
+        "character n-grams" + (" and the codebook's keyword-and-scope features" if params.get("rule_weight") else "")
+        + "; tags a passage with a practice theme when it describes the failing. Trained on the team's "
+        "written passages and on real Ofsted sentences (weighted x" + f"{real_weight:g}" + ").",
+        "real_weight": real_weight,
+        "training_documents": sorted(train_df["doc"].astype(str).unique()),
+        "evaluation_sets": {
+            "written held-out": f"{int((~held_real).sum())} passages of {held_df[~held_real]['doc'].nunique()} written documents",
+            "real held-out": f"{int(held_real.sum())} Ofsted sentences of {held_df[held_real]['doc'].nunique()} reports",
+            "seeds": f"{len(seeds)} seed sentences (../shared/seeds), never trained on",
+        },
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "codebook_version": codebook.version,
@@ -285,8 +364,10 @@ def train(
         "comparison_md": to_markdown(comparison),
         "learning_curve": None if curve is None else curve.to_dict(orient="records"),
         "learning_curve_md": None if curve is None else to_markdown(curve),
-        "limits": "Trained on passages this project's team wrote in the register of English "
-        "safeguarding reviews; check its scores on real text (themes evaluate) before citing counts.",
+        "limits": "Real training text is Ofsted inspection prose, which almost never discusses optimism about "
+        "families or written agreements with parents: those two themes are learned mostly from the team's "
+        "written passages and checked only on the seed sentences. Check its scores on your own text "
+        "(themes evaluate) before citing counts.",
     }
     return TrainResult(model, card, comparison)
 
@@ -345,7 +426,7 @@ def train_and_save(
                    with_learning_curve=with_learning_curve)
     real_train, real_held = split(real)
     result.card["real_training"] = {
-        "sets": list(REAL_TRAINING_SETS) if len(real) else [],
+        "sets": sorted(real["source"].str.removeprefix("real:").unique()) if len(real) else [],
         "train_sentences": len(real_train), "heldout_sentences": len(real_held),
         "note": "real Ofsted sentences (text rebuilt from ../shared, never stored) from the reports on the "
         "training side of the fixed split; held-out reports and the seed sentences are evaluation only",
