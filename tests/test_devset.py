@@ -384,3 +384,38 @@ def test_devset_targeted_label_file_covers_its_candidates() -> None:
     assert not {c["id"] for c in candidates} & {c["id"] for c in earlier}
     assert not {c["sha1"] for c in candidates} & {c["sha1"] for c in earlier}
 
+
+
+# --------------------------------------------------------------------------------------------
+# Adjudication into gold labels
+# --------------------------------------------------------------------------------------------
+
+
+def _row(item: str, labels: list[str]) -> dict:
+    return {"id": item, "source": "ofsted", "file": "f.pdf", "page": 1, "char_start": 0, "char_end": 5,
+            "sha1": "0" * 40, "labels": labels}
+
+
+def test_devset_build_gold_takes_agreement_then_decision() -> None:
+    a = [_row("x", ["optimism_bias"]), _row("y", []), _row("z", ["weak_risk_assessment"])]
+    b = [_row("x", ["optimism_bias"]), _row("y", ["poor_information_sharing"]), _row("z", [])]
+    decisions = [{"id": "y", "labels": [], "rule": "recommendation"},
+                 {"id": "z", "labels": ["weak_risk_assessment"], "rule": "plain statement"}]
+    gold = devset.build_gold(a, b, decisions)
+    assert [(g["id"], g["labels"], g["annotator"]) for g in gold] == [
+        ("x", ["optimism_bias"], "gold"), ("y", [], "gold"), ("z", ["weak_risk_assessment"], "gold")]
+    with pytest.raises(ValueError, match="no adjudication decision"):
+        devset.build_gold(a, b, decisions[:1])
+    with pytest.raises(ValueError, match="different items"):
+        devset.build_gold(a, b[:2], decisions)
+
+
+@pytest.mark.parametrize("path", sorted(devset.ADJUDICATION_DIR.glob("*.jsonl")), ids=lambda p: p.name)
+def test_devset_gold_file_is_rebuilt_from_its_sources(path: Path) -> None:
+    """The stored gold file is exactly a + b + the adjudicator's decisions: nobody edited it by hand."""
+    stem = path.stem
+    stored = devset.read_jsonl(REAL / f"{stem}.gold.jsonl")
+    rebuilt = devset.build_gold(devset.read_jsonl(REAL / f"{stem}.a.jsonl"),
+                                devset.read_jsonl(REAL / f"{stem}.b.jsonl"), devset.read_jsonl(path))
+    assert stored == rebuilt
+    assert all("text" not in d and d.get("rule") for d in devset.read_jsonl(path))

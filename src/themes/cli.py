@@ -226,6 +226,17 @@ def labels_stats(labels: Path = LABELS_DIR) -> None:
     print(to_markdown(label_stats(load_labels(labels))))
 
 
+@labels_app.command("gold")
+def labels_gold(stems: list[str] = typer.Argument(None, help="real sets, e.g. ofsted_dev; default all adjudicated")) -> None:
+    """Merge a real set's two annotators and the adjudicator's decisions into <set>.gold.jsonl; print kappa."""
+    from themes.devset import ADJUDICATION_DIR, agreement, write_gold
+    from themes.evaluate import to_markdown
+
+    for stem in stems or sorted(p.stem for p in ADJUDICATION_DIR.glob("*.jsonl")):
+        print(f"{write_gold(stem)}\n")
+        print(to_markdown(agreement(stem).reset_index(names="pair")) + "\n")
+
+
 # The researcher's loop: labels import|export|agreement|decisions, retrain, models promote|rollback|...
 from themes.cli_loop import register as _register_loop
 

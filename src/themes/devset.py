@@ -896,3 +896,67 @@ def cohen_kappa_by_theme(
             continue
         out[theme] = float(cohen_kappa_score(ya, yb))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Adjudication: two annotators' labels and an adjudicator's decisions make one gold file
+# --------------------------------------------------------------------------------------------
+
+#: The adjudicator's decisions on the rows where annotators a and b disagree, one file per set:
+#: ``{"id", "labels", "rule", "chose"}`` (no text). Rules are written out in the codebook.
+ADJUDICATION_DIR = REAL_LABELS_DIR / "adjudication"
+
+
+def build_gold(
+    a_rows: Sequence[Mapping[str, Any]],
+    b_rows: Sequence[Mapping[str, Any]],
+    decisions: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """One gold row per item: the agreed labels where a and b agree, the decision where they differ.
+
+    Rows keep annotator a's locator fields and order and get ``annotator: "gold"``.
+
+    Raises:
+        ValueError: when the two files do not hold the same ids, or a disagreement has no decision.
+    """
+    a = {str(r["id"]): r for r in a_rows}
+    b = _labels_by_id(b_rows)
+    if set(a) != set(b):
+        raise ValueError(f"Annotators a and b labelled different items ({len(set(a) ^ set(b))} differ).")
+    decided = {str(d["id"]): sorted(d["labels"]) for d in decisions}
+    gold = []
+    for item_id, row in a.items():
+        agreed = set(row["labels"]) == b[item_id]
+        if not agreed and item_id not in decided:
+            raise ValueError(f"Item {item_id!r}: annotators disagree and there is no adjudication decision.")
+        labels = sorted(row["labels"]) if agreed else decided[item_id]
+        unknown = set(labels) - set(CORE_THEMES)
+        if unknown:
+            raise ValueError(f"Item {item_id!r}: decision names non-core themes {sorted(unknown)}.")
+        gold.append({**{k: row[k] for k in ("id", *LOCATOR_FIELDS)}, "labels": labels, "annotator": "gold"})
+    return gold
+
+
+def write_gold(stem: str) -> Path:
+    """Write ``<stem>.gold.jsonl`` from ``<stem>.a``, ``<stem>.b`` and ``adjudication/<stem>.jsonl``."""
+    gold = build_gold(
+        read_jsonl(REAL_LABELS_DIR / f"{stem}.a.jsonl"),
+        read_jsonl(REAL_LABELS_DIR / f"{stem}.b.jsonl"),
+        read_jsonl(ADJUDICATION_DIR / f"{stem}.jsonl"),
+    )
+    path = REAL_LABELS_DIR / f"{stem}.gold.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in gold), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def agreement(stem: str) -> pd.DataFrame:
+    """Per core theme: Cohen's kappa a–b (before adjudication) and a–gold, b–gold (after)."""
+    rows = {who: read_jsonl(REAL_LABELS_DIR / f"{stem}.{who}.jsonl") for who in ("a", "b", "gold")}
+    pairs = {"a-b": ("a", "b"), "a-gold": ("a", "gold"), "b-gold": ("b", "gold")}
+    table = {name: cohen_kappa_by_theme(rows[x], rows[y]) for name, (x, y) in pairs.items()}
+    out = pd.DataFrame(table).T.round(2)
+    out.insert(0, "n", len(rows["gold"]))
+    out["positives (gold)"] = sum(bool(r["labels"]) for r in rows["gold"])
+    return out
