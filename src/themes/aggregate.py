@@ -556,7 +556,7 @@ def prevalence(
             share is missing, unreliable or shown at a bound.
         draws: bootstrap draws per theme for the corrected interval.
         seed: random seed, so a run's numbers can be reproduced.
-        uncorrected_note: the note of every theme when ``errors`` is ``None``.
+        uncorrected_note: the note of a theme without error counts.
     """
     table = _shares(doc_themes, ["theme"])
     by_theme = _errors_by_theme(errors)
@@ -567,7 +567,8 @@ def prevalence(
     for column, attr in (("adjusted_share", "share"), ("adjusted_low", "low"), ("adjusted_high", "high")):
         table[column] = [round(getattr(c, attr), 4) if not math.isnan(getattr(c, attr)) else math.nan
                          for c in corrected]
-    table["adjusted_note"] = [uncorrected_note if errors is None else c.note for c in corrected]
+    table["adjusted_note"] = [uncorrected_note if by_theme.get(t) is None else c.note
+                              for t, c in zip(table["theme"], corrected)]
     return table[PREVALENCE_COLUMNS]
 
 
