@@ -606,12 +606,12 @@ def document_evaluation(
             calls["present"] = rule.present(features) & (features["n_passages"].to_numpy() > 0)
             block = {"rule": {**rule.to_dict(), "chosen_by": f"given: the card of model {correction.model_version} "
                               f"(chosen on {correction.n_documents} documents of {correction.source})"},
-                     "counts": "every document judged by the given rule (not fitted here)",
+                     "counts": "Every document judged by the given rule (not fitted here)",
                      "themes": _theme_blocks(calls, docs.themes, correction)}
         else:
             choice = choose_presence_rule(features, kinds, thresholds, seed=seed)
             block = {"rule": {**choice.rule.to_dict(), "cv": choice.cv},
-                     "counts": "out of fold: each document judged by the rule fitted on the other folds "
+                     "counts": "Counts out of fold: each document judged by the rule fitted on the other folds "
                                "(first repeat)",
                      "themes": _theme_blocks(choice.oof, docs.themes)}
         if key == "model":
@@ -675,3 +675,29 @@ def write_card_evaluation(model_version: str | None, evaluation: dict, models_di
     atomic_write_text(folder / CARD_JSON, json.dumps(card, indent=2, default=str) + "\n")
     atomic_write_text(folder / CARD_MD, render_card(card))
     return folder
+
+
+def evaluate_document_set(
+    docs_dir: Path | str, model: str | None = None, write_card: bool = False, cache_dir: Path | str | None = None,
+) -> dict:
+    """What ``themes evaluate --documents`` does: a :func:`document_evaluation`, perhaps stored.
+
+    On documents the model's card was not measured on (no shared id), the card's own presence
+    rule and rates are applied as they would be in a run, unless ``write_card`` asks for a new
+    choice. Otherwise the rule is chosen on these documents by cross-validation; ``write_card``
+    stores the result as the card's ``document_evaluation``.
+    """
+    from themes.aggregate import correction_from_card
+    from themes.ingest import doc_id_of
+    from themes.registry import load_model
+
+    loaded = load_model(model)
+    correction = None if write_card else correction_from_card(loaded.card)
+    if correction is not None:
+        ids = {doc_id_of(p) for p in Path(docs_dir).glob("*.pdf")}
+        if ids & set(correction.documents):
+            correction = None  # the card's own set (or part of it): choose again, out of fold
+    evaluation = document_evaluation(docs_dir, loaded, cache_dir, correction=correction)
+    if write_card:
+        write_card_evaluation(loaded.version, evaluation, loaded.path.parent)
+    return evaluation
