@@ -34,8 +34,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from themes.config import CORE_THEMES, DOC_EVAL_DIR, PROJECT_ROOT  # noqa: E402
-from themes.evaluate import document_evaluation, document_evaluation_markdown  # noqa: E402
+from themes.config import CORE_THEMES, DOC_EVAL_DIR, PROJECT_ROOT
+from themes.evaluate import document_evaluation, document_evaluation_markdown
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 TARGET_ACCURACY = 0.9
@@ -81,26 +81,26 @@ def _cell(value: object) -> str:
 def markdown(evaluation: dict, systems: dict[str, list[dict]], seconds: float, command: str) -> str:
     lines = [
         "# Document-level benchmark: held-out document set (issue 13)", "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: model `{evaluation['model_version']}` on "
-        f"{evaluation['n_documents']} documents of `{evaluation['set']}`, {seconds:.0f} s. Command: `{command}`.", "",
-        "Targets per core theme: document accuracy ≥ 0.9; |predicted share − true share| ≤ 0.05; the corrected "
-        "share's 95% interval covers the true share for at least 3 of the 4 core themes. Calls are out of fold "
-        "(the rule fitted on the other folds); the corrected share is cross-fitted (each fold corrected with "
-        "the other folds' rates).", "",
+        (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: model `{evaluation['model_version']}` on "
+         f"{evaluation['n_documents']} documents of `{evaluation['set']}`, {seconds:.0f} s. Command: `{command}`."), "",
+        ("Targets per core theme: document accuracy ≥ 0.9; |predicted share − true share| ≤ 0.05; the corrected "
+         "share's 95% interval covers the true share for at least 3 of the 4 core themes. Calls are out of fold "
+         "(the rule fitted on the other folds); the corrected share is cross-fitted (each fold corrected with "
+         "the other folds' rates)."), "",
     ]
     for name, rows in systems.items():
         t = targets(rows)
         lines += [f"## {name}", "",
-                  "| theme | accuracy | \\|share error\\| | true share | predicted share | corrected share (95%) | "
-                  "interval covers truth |", "|---|---:|---:|---:|---:|---:|---|"]
+                  ("| theme | accuracy | \\|share error\\| | true share | predicted share | corrected share (95%) | "
+                   "interval covers truth |"), "|---|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             corrected = ("unreliable" if r["corrected_share"] is None and "unreliable" in str(r["note"])
                          else "—" if r["corrected_share"] is None
                          else f"{r['corrected_share']:.3f} ({r['corrected_low']:.3f}–{r['corrected_high']:.3f})")
             lines.append(f"| {r['theme']} | {_cell(r['accuracy'])} | {_cell(r['abs_share_error'])} | "
                          f"{_cell(r['true_share'])} | {_cell(r['predicted_share'])} | {corrected} | {_cell(r['covers'])} |")
-        lines += ["", f"Accuracy ≥ 0.9: {t['accuracy_ge_0.9']} of 4. |error| ≤ 0.05: {t['abs_error_le_0.05']} of 4. "
-                  f"Interval covers: {t['interval_covers']} of 4. **Targets met: {'yes' if t['met'] else 'no'}.**", ""]
+        lines += ["", (f"Accuracy ≥ 0.9: {t['accuracy_ge_0.9']} of 4. |error| ≤ 0.05: {t['abs_error_le_0.05']} of 4. "
+                       f"Interval covers: {t['interval_covers']} of 4. **Targets met: {'yes' if t['met'] else 'no'}.**"), ""]
     lines += ["## Every theme, rule choice and cross-validation scores", "", document_evaluation_markdown(evaluation), ""]
     return "\n".join(lines)
 

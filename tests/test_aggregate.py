@@ -6,11 +6,16 @@ import pytest
 
 from themes.aggregate import (
     FINDINGS_SECTIONS,
+    MIN_YOUDEN,
     PREVALENCE_COLUMNS,
     ClassifierError,
+    PresenceRule,
     aggregate,
     corrected_prevalence,
+    corrected_share,
+    correction_from_card,
     document_errors,
+    feature_table,
     prevalence,
     rogan_gladen,
     trend_test,
@@ -222,15 +227,6 @@ def test_aggregate_one_stray_passage_is_not_presence_by_default():
 
 
 # -- presence rules and the card's correction (issue 13) -------------------------------------------
-
-from themes.aggregate import (  # noqa: E402
-    MIN_YOUDEN,
-    PresenceRule,
-    corrected_share,
-    correction_from_card,
-    feature_table,
-)
-
 
 def test_aggregate_bootstrap_interval_covers_the_true_prevalence_about_95_percent():
     # Known truth: prevalence 0.3 among 200 counted documents, sensitivity 0.85 and specificity 0.9

@@ -13,7 +13,12 @@ import pytest
 
 from themes.aggregate import FEATURE_COLUMNS, aggregate, correction_from_card
 from themes.config import CORE_THEMES, DOC_EVAL_DIR, LABELS_DIR, MODELS_DIR, SAMPLE_DIR
-from themes.evaluate import DocumentSet, choose_presence_rule, document_evaluation, write_card_evaluation
+from themes.evaluate import (
+    DocumentSet,
+    choose_presence_rule,
+    document_evaluation,
+    write_card_evaluation,
+)
 from themes.ingest import doc_id_of
 
 
@@ -164,6 +169,6 @@ def test_evaluate_documents_runs_the_pipeline_path_on_doc_eval_pdfs(tmp_path):
     for frame in (docs.model_features, docs.keyword_features):
         assert len(frame) == 3 * len(docs.themes) and set(FEATURE_COLUMNS) <= set(frame.columns)
         assert (frame["n_passages"] > 0).all()
-    truth = json.loads((folder / "expected" / f"{sorted(folder.glob('*.pdf'))[0].stem}.json").read_text())
+    truth = json.loads((folder / "expected" / f"{min(folder.glob('*.pdf')).stem}.json").read_text())
     first = docs.model_features[docs.model_features["doc_id"] == docs.documents["doc_id"][0]]
     assert set(first.loc[first["truth"], "theme"]) == set(truth["known_themes"]) & set(docs.themes)

@@ -641,9 +641,9 @@ def document_evaluation_table(evaluation: dict, themes: Sequence[str] | None = N
 def document_evaluation_markdown(evaluation: dict) -> str:
     """The card's document-evaluation section: where, how many, which rule, and the table."""
     rule = evaluation["rule"]
-    lines = [f"Measured on {evaluation['n_documents']} held-out documents of `{evaluation['set']}` "
-             f"(never trained on, never counted by a run). Presence rule: **{rule['kind']}**, "
-             f"{rule['description']}. {evaluation.get('counts', '')}.", ""]
+    lines = [(f"Measured on {evaluation['n_documents']} held-out documents of `{evaluation['set']}` "
+              f"(never trained on, never counted by a run). Presence rule: **{rule['kind']}**, "
+              f"{rule['description']}. {evaluation.get('counts', '')}."), ""]
     cv = rule.get("cv")
     if cv:
         lines += ["Presence rules compared (" + cv["split"] + f", {cv['folds']} folds x {cv['repeats']} repeats):", "",
