@@ -224,13 +224,15 @@ write_results = task(name="write_results", cache_policy=NO_CACHE, retries=2, ret
 OUTPUTS_DIGEST = ".themes-outputs.json"
 
 
-def outputs_digest(documents: list[Document], predictions_key: str, sections: str) -> str:
+def outputs_digest(documents: list[Document], predictions_key: str, sections: str, correction: str = "") -> str:
     """A digest of everything the output files depend on: each file's name, content hash and read
-    status, the model and codebook (``predictions_key``), the section filter, the aggregation
-    settings and this code (the package's and the flow's source)."""
+    status, the model and codebook (``predictions_key``), the section filter, the card's document
+    evaluation (``correction``: presence rule and error rates, which ``--write-card`` can change
+    without a new model version), the aggregation settings and this code (the package's and the
+    flow's source)."""
     h = hashlib.sha256()
     parts = [[d.file, d.doc_id, d.status, d.error_kind, d.error, d.pages] for d in documents]
-    h.update(json.dumps([parts, predictions_key, sections, repr(AGGREGATE),
+    h.update(json.dumps([parts, predictions_key, sections, correction, repr(AGGREGATE),
                          store.PIPELINE_CACHE_VERSION], default=str).encode())
     for source in sorted(Path(store.__file__).parent.glob("*.py")) + [Path(__file__)]:
         h.update(source.read_bytes())
@@ -316,7 +318,8 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     documents_df = store.documents_frame(documents)
-    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash()), sections)
+    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash()), sections,
+                            json.dumps(loaded.card.get("document_evaluation"), sort_keys=True, default=str))
     kept = kept_outputs(out_path, digest)
     if kept is not None:
         # Nothing the outputs depend on changed and every output file is there: keep them.
@@ -330,9 +333,13 @@ def run_pipeline(
         themes = loaded.themes
         boilerplate = dedup.find_boilerplate(passages_df)
         log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
-        errors = [agg.ClassifierError(**counts) for counts in loaded.card.get("document_errors", [])]
+        # The card's presence rule and the error rates measured under it on its held-out document
+        # set; a card without a document evaluation counts with the default rule, uncorrected.
+        correction = agg.correction_from_card(loaded.card)
+        if correction is None:
+            log.info("Model %s has no document evaluation in its card: shares are not corrected", loaded.version)
         aggregates = agg.aggregate(
-            documents_df, passages_df, predictions_df, themes, errors=errors or None,
+            documents_df, passages_df, predictions_df, themes, correction=correction,
             sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,
         )
         timings["aggregate_s"] = time.perf_counter() - t0

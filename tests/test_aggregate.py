@@ -6,11 +6,16 @@ import pytest
 
 from themes.aggregate import (
     FINDINGS_SECTIONS,
+    MIN_YOUDEN,
     PREVALENCE_COLUMNS,
     ClassifierError,
+    PresenceRule,
     aggregate,
     corrected_prevalence,
+    corrected_share,
+    correction_from_card,
     document_errors,
+    feature_table,
     prevalence,
     rogan_gladen,
     trend_test,
@@ -219,3 +224,97 @@ def test_aggregate_one_stray_passage_is_not_presence_by_default():
     assert default.loc["b", "n_passages"] == 1  # the stray passage is still counted and shown
     any_passage = aggregate(documents, passages, predictions, ["t"], min_passages=1).prevalence
     assert int(any_passage.loc[0, "n_present"]) == 2
+
+
+# -- presence rules and the card's correction (issue 13) -------------------------------------------
+
+def test_aggregate_bootstrap_interval_covers_the_true_prevalence_about_95_percent():
+    # Known truth: prevalence 0.3 among 200 counted documents, sensitivity 0.85 and specificity 0.9
+    # measured on 26 + 14 evaluation documents (the doc-eval split), all four drawn afresh each time.
+    rng = np.random.default_rng(13)
+    covered, estimates = 0, []
+    for i in range(200):
+        tp, tn = int(rng.binomial(26, 0.85)), int(rng.binomial(14, 0.9))
+        error = ClassifierError("t", tp=tp, fn=26 - tp, tn=tn, fp=14 - tn)
+        truth = rng.random(200) < 0.3
+        called = np.where(truth, rng.random(200) < 0.85, rng.random(200) < 0.1)
+        c = corrected_share(int(called.sum()), 200, error, draws=2000, seed=i)
+        covered += c.low <= 0.3 <= c.high
+        estimates.append(c.share)
+    assert 0.90 <= covered / 200 <= 0.99
+    # The raw share is biased (0.3 * 0.85 + 0.7 * 0.1 = 0.325); the corrected one is centred on the truth.
+    assert abs(np.median(estimates) - 0.3) < 0.02
+
+
+def test_aggregate_correction_is_unreliable_when_youden_is_small():
+    weak = ClassifierError("t", tp=11, fn=9, tn=11, fp=9)  # 0.55 + 0.55 - 1 = 0.1
+    c = corrected_share(30, 100, weak)
+    assert math.isnan(c.share) and math.isnan(c.low) and math.isnan(c.high)
+    assert c.note.startswith("unreliable") and c.youden == pytest.approx(0.1) and MIN_YOUDEN == 0.2
+    table = prevalence(_doc_themes({"t": [True] * 3 + [False] * 7}), [weak]).iloc[0]
+    assert math.isnan(table.adjusted_share) and table.adjusted_note.startswith("unreliable")
+    fair = ClassifierError("t", tp=14, fn=6, tn=13, fp=7)  # 0.7 + 0.65 - 1 = 0.35
+    assert not math.isnan(corrected_share(30, 100, fair).share)
+
+
+def test_aggregate_correction_says_when_it_is_shown_at_a_bound():
+    c = corrected_share(0, 50, ERR_SMALL)  # 0 observed, but the rule has a 10% false-positive rate
+    assert c.share == 0.0 and "shown at 0" in c.note
+
+
+RULES = [
+    PresenceRule(kind="count", k={"t": 2}, thresholds={"t": 0.5}),
+    PresenceRule(kind="max", cut={"t": 0.8}, thresholds={"t": 0.5}),
+    PresenceRule(kind="noisy_or", cut={"t": 2.0}, thresholds={"t": 0.5}),
+    PresenceRule(kind="logistic", coef={"t": [1.0, 4.0, 0.5, 0.0, -0.2]}, intercept={"t": -4.0},
+                 thresholds={"t": 0.5}),
+]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.kind for r in RULES])
+def test_aggregate_presence_rule_round_trips_as_json_and_decides_alike_one_by_one(rule):
+    import json
+
+    again = PresenceRule.from_dict(json.loads(json.dumps(rule.to_dict())))
+    assert again == rule
+    docs = {"a": [0.9, 0.6, 0.1], "b": [0.55], "c": [0.3, 0.2], "d": [0.95, 0.85, 0.9, 0.7]}
+    scored = pd.DataFrame([{"doc_id": d, "theme": "t", "score": s, "tagged": s >= 0.5}
+                           for d, scores in docs.items() for s in scores])
+    table = feature_table(scored)
+    batch = dict(zip(table["doc_id"], again.present(table)))
+    assert batch == {d: again.present_in("t", s) for d, s in docs.items()}
+    assert batch["d"] and not batch["c"]
+
+
+def test_aggregate_noisy_or_adds_up_weak_passages_that_max_does_not():
+    many_weak = [0.6] * 6  # noisy-OR evidence 6 * ln(2.5) = 5.5; best score 0.6
+    assert PresenceRule(kind="noisy_or", cut={"t": 3.0}).present_in("t", many_weak)
+    assert not PresenceRule(kind="max", cut={"t": 0.8}).present_in("t", many_weak)
+
+
+def _card(rule: PresenceRule, n: int = 40) -> dict:
+    return {"version": "m-1", "document_evaluation": {
+        "set": "corpus/doc-eval", "n_documents": n, "documents": [f"{i:064x}" for i in range(n)],
+        "rule": rule.to_dict(),
+        "themes": {"t": {"tp": 20, "fn": 6, "tn": 12, "fp": 2}, "u": {"tp": 5, "fn": 5, "tn": 15, "fp": 15}}}}
+
+
+def test_aggregate_uses_the_card_rule_and_rates_and_says_where_they_come_from():
+    rule = PresenceRule(kind="count", k={"t": 1, "u": 1})
+    correction = correction_from_card(_card(rule))
+    assert correction is not None and correction.n_documents == 40 and correction.rule == rule
+    result = aggregate(*_two_theme_run(), ["t", "u"], correction=correction)
+    prev = result.prevalence.set_index("theme")
+    assert prev.loc["t", "n_present"] == 2  # the card's k=1, not the default of 2 passages
+    assert not math.isnan(prev.loc["t", "adjusted_share"])
+    assert prev.loc["u", "adjusted_note"].startswith("unreliable")  # 0.5 + 0.5 - 1 = 0
+    assert "40 held-out documents (corpus/doc-eval" in result.settings["corrected_with"]
+    assert result.settings["presence_rule"] == rule.describe()
+
+
+def test_aggregate_without_a_document_evaluation_counts_uncorrected_and_says_so():
+    assert correction_from_card({"version": "old", "document_errors": [{"theme": "t"}]}) is None
+    result = aggregate(*_two_theme_run(), ["t", "u"])
+    assert result.prevalence["adjusted_share"].isna().all()
+    assert result.prevalence["adjusted_note"].str.startswith("not corrected").all()
+    assert result.settings["corrected_with"].startswith("none")

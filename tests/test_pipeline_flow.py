@@ -17,7 +17,7 @@ CONTRACT = {
                       "review_type", "ocr", "bad_pages"],
     "document_themes.csv": ["doc_id", "theme", "present", "n_passages", "max_score"],
     "prevalence.csv": ["theme", "n_documents", "n_present", "share", "ci_low", "ci_high",
-                       "adjusted_share", "adjusted_low", "adjusted_high"],
+                       "adjusted_share", "adjusted_low", "adjusted_high", "adjusted_note"],
     "breakdowns.csv": ["by", "group", "theme", "n_documents", "n_present", "share", "ci_low", "ci_high"],
 }
 

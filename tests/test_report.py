@@ -93,7 +93,7 @@ def test_report_states_the_counting_rules_and_escapes_text(run):
     assert "a different corpus" in page and "41%" in page
     assert "<b>accepted</b>" not in page and "&lt;b&gt;accepted&lt;/b&gt;" in page
     assert "Area &lt;0&gt;" in page
-    assert "broken.pdf" in page and "not estimable" in page  # written_agreements has no error counts
+    assert "broken.pdf" in page and "not corrected: no error counts for this theme" in page  # written_agreements has none
 
 
 def test_report_says_which_counted_documents_were_read_imperfectly(run):

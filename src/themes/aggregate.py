@@ -1,10 +1,22 @@
-"""Count themes by document, as the Panel does: a theme is present when any passage is tagged.
+"""Count themes by document, as the Panel does, with the presence rule the model's card records.
+
+A theme is present in a document when the model card's presence rule (:class:`PresenceRule`,
+chosen by cross-validation over the held-out document-evaluation set ``corpus/doc-eval``, see
+:func:`themes.evaluate.choose_presence_rule`) says so from the document's passage scores for
+that theme: at least *k* passages over the theme's threshold, the best passage score over a cut,
+a noisy-OR of passage probabilities over a cut, or a small logistic regression over per-document
+score features. A model whose card has no ``document_evaluation`` falls back to
+``config.AGGREGATE.min_passages`` passages over threshold, and its shares are not corrected.
 
 Shares come with 95% Wilson score intervals, overall and split by year, area and review type.
-Beside them: the share corrected for the classifier's measured error (Rogan–Gladen, with a
-parametric bootstrap interval), a theme × theme co-occurrence table, per-year series with a
-trend test, and the Panel's published 2018–19 figures for comparison. Counting can leave out
-boilerplate (see :mod:`themes.dedup`) and count only some review sections.
+Beside them: the share corrected for the classifier's document-level error (Rogan–Gladen), with
+sensitivity and specificity measured on the card's held-out evaluation documents under the same
+rule (:func:`correction_from_card`) and a bootstrap interval over both the evaluation documents
+and the counted ones; where sensitivity + specificity - 1 < :data:`MIN_YOUDEN` the corrected
+share is reported as unreliable (NaN with a note), never clipped silently. Also: a theme × theme
+co-occurrence table, per-year series with a trend test, and the Panel's published 2018–19
+figures for comparison. Counting can leave out boilerplate (see :mod:`themes.dedup`) and count
+only some review sections.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,12 +56,17 @@ FINDINGS_SECTIONS: tuple[str, ...] = ("analysis", "learning")
 #: sit under a heading the segmenter does not recognise would otherwise count as having no theme.
 DEFAULT_SECTIONS: tuple[str, ...] | None = None
 #: Which share is the headline: the observed share ("raw") with its Wilson interval. The corrected
-#: share depends on error rates measured on our own labelled held-out documents, whose transfer to
-#: real review PDFs is not yet verified; it is shown beside the raw share, not instead of it.
+#: share depends on error rates measured on the team-written held-out document set
+#: (``corpus/doc-eval``), whose transfer to real review PDFs is not yet verified; it is shown
+#: beside the raw share, not instead of it.
 HEADLINE = "raw"
+#: Below this Youden index (sensitivity + specificity - 1) the Rogan–Gladen denominator is so small
+#: that a few misjudged documents swing the corrected share across its whole range: the corrected
+#: share is then reported as unreliable (NaN, with a note) instead of being computed and clipped.
+MIN_YOUDEN = 0.2
 
 PREVALENCE_COLUMNS = ["theme", "n_documents", "n_present", "share", "ci_low", "ci_high",
-                      "adjusted_share", "adjusted_low", "adjusted_high"]
+                      "adjusted_share", "adjusted_low", "adjusted_high", "adjusted_note"]
 COOCCURRENCE_COLUMNS = ["theme_a", "theme_b", "n_documents", "n_a", "n_b", "n_both", "lift"]
 TREND_TEST_COLUMNS = ["theme", "n_years", "n_documents", "first_year", "last_year", "slope_per_year",
                       "z", "p_value"]
@@ -94,6 +112,226 @@ class ClassifierError:
         return self.tn / n if n else math.nan
 
 
+# -- presence rules ---------------------------------------------------------------------------
+
+#: Per-document features of one theme's passage scores (see :func:`document_features`).
+FEATURE_COLUMNS = ("n_over", "max", "noisy_or", "top3_mean", "n_passages")
+#: The logistic rule's inputs, in coefficient order: log1p(n_over), max, log1p(noisy_or),
+#: top3_mean, log1p(n_passages). Logs keep long documents from dominating.
+LOGISTIC_FEATURES = ("log1p_n_over", "max", "log1p_noisy_or", "top3_mean", "log1p_n_passages")
+#: A passage probability is capped here before the noisy-OR, so one score of 1.0 is not infinite.
+_P_CAP = 1 - 1e-6
+
+RuleKind = Literal["count", "max", "noisy_or", "logistic"]
+RULE_KINDS: tuple[str, ...] = ("count", "max", "noisy_or", "logistic")
+
+
+def document_features(scores: Sequence[float], threshold: float) -> dict[str, float]:
+    """The features a presence rule reads from one document's passage scores for one theme.
+
+    ``n_over``: passages scoring at or above ``threshold``; ``max``: the best score;
+    ``noisy_or``: the noisy-OR of the passage probabilities as evidence, -ln(1 - noisy-OR) =
+    sum of -ln(1 - p) (in this form it does not round to 1 in long documents); ``top3_mean``: the
+    mean of the three best scores (missing ones count 0); ``n_passages``: passages scored.
+    """
+    s = np.sort(np.asarray(scores, dtype=float))[::-1]
+    if not len(s):
+        return {c: 0.0 for c in FEATURE_COLUMNS}
+    return {"n_over": float((s >= threshold).sum()), "max": float(s[0]),
+            "noisy_or": float(-np.log1p(-np.clip(s, 0.0, _P_CAP)).sum()),
+            "top3_mean": float(s[:3].sum() / 3), "n_passages": float(len(s))}
+
+
+def feature_table(scored: pd.DataFrame, thresholds: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """:func:`document_features` for every (doc_id, theme) of a long table of passage scores.
+
+    Args:
+        scored: one row per passage and theme with ``doc_id``, ``theme``, ``score`` and, when
+            ``thresholds`` is not given, ``tagged`` (the pipeline's predictions table joined to
+            its passages).
+        thresholds: per-theme passage thresholds that define ``n_over``; default the ``tagged``
+            column.
+    """
+    f = scored[["doc_id", "theme", "score"]].copy()
+    if thresholds is not None:
+        f["over"] = f["score"].to_numpy() >= f["theme"].map(dict(thresholds)).fillna(np.inf).to_numpy()
+    else:
+        f["over"] = scored["tagged"].astype(bool).to_numpy()
+    f["evidence"] = -np.log1p(-np.clip(f["score"].to_numpy(dtype=float), 0.0, _P_CAP))
+    f = f.sort_values(["doc_id", "theme", "score"], ascending=[True, True, False], kind="stable")
+    f["top"] = np.where(f.groupby(["doc_id", "theme"]).cumcount() < 3, f["score"], 0.0)
+    out = f.groupby(["doc_id", "theme"], sort=False).agg(
+        n_over=("over", "sum"), max=("score", "max"), noisy_or=("evidence", "sum"), top=("top", "sum"),
+        n_passages=("score", "size"),
+    ).reset_index()
+    out["top3_mean"] = out.pop("top") / 3
+    for column in FEATURE_COLUMNS:
+        out[column] = out[column].astype(float)
+    return out[["doc_id", "theme", *FEATURE_COLUMNS]]
+
+
+def logistic_inputs(features: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+    """The logistic rule's input columns (:data:`LOGISTIC_FEATURES`) from document features."""
+    def col(name: str) -> np.ndarray:
+        return np.atleast_1d(np.asarray(features[name], dtype=float))
+
+    return np.column_stack([np.log1p(col("n_over")), col("max"), np.log1p(col("noisy_or")),
+                            col("top3_mean"), np.log1p(col("n_passages"))])
+
+
+@dataclass(frozen=True)
+class PresenceRule:
+    """How a document's passage scores for a theme become present or absent.
+
+    Plain numbers only, so it goes into a model card as JSON (:meth:`to_dict`) and back.
+
+    Args:
+        kind: ``count`` (at least ``k[theme]`` passages at or above the theme's passage
+            threshold), ``max`` (best passage score >= ``cut[theme]``), ``noisy_or`` (noisy-OR
+            evidence -ln(1 - noisy-OR) >= ``cut[theme]``) or ``logistic`` (``intercept[theme]`` +
+            ``coef[theme]`` · :data:`LOGISTIC_FEATURES` >= 0).
+        k, cut, coef, intercept: per-theme parameters of the kind.
+        thresholds: per-theme passage thresholds that define "over threshold" (the model's);
+            empty means the predictions' ``tagged`` column.
+        default_k: themes without parameters fall back to at least this many passages over
+            threshold.
+    """
+
+    kind: RuleKind = "count"
+    k: dict[str, int] = field(default_factory=dict)
+    cut: dict[str, float] = field(default_factory=dict)
+    coef: dict[str, list[float]] = field(default_factory=dict)
+    intercept: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    default_k: int = AGGREGATE.min_passages
+
+    def __post_init__(self) -> None:
+        if self.kind not in RULE_KINDS:
+            raise ValueError(f"PresenceRule kind {self.kind!r} is unknown: use one of {', '.join(RULE_KINDS)}.")
+
+    @classmethod
+    def count(cls, k: int = AGGREGATE.min_passages) -> PresenceRule:
+        """At least ``k`` passages over threshold for every theme (the rule without a card)."""
+        return cls(kind="count", default_k=max(1, int(k)))
+
+    def _decide(self, theme: str, x: pd.DataFrame) -> np.ndarray:
+        """Presence for rows of one theme's document features."""
+        if self.kind == "count" or theme not in {**self.cut, **self.intercept}:
+            return x["n_over"].to_numpy() >= self.k.get(theme, self.default_k)
+        if self.kind == "max":
+            return x["max"].to_numpy() >= self.cut[theme]
+        if self.kind == "noisy_or":
+            return x["noisy_or"].to_numpy() >= self.cut[theme]
+        z = logistic_inputs(x) @ np.asarray(self.coef[theme], dtype=float) + self.intercept[theme]
+        return z >= 0
+
+    def present(self, features: pd.DataFrame) -> np.ndarray:
+        """Presence for each row of a :func:`feature_table` (any themes), as a boolean array."""
+        out = np.zeros(len(features), dtype=bool)
+        themes = features["theme"].to_numpy()
+        for theme in pd.unique(themes):
+            rows = themes == theme
+            out[rows] = self._decide(str(theme), features.loc[rows])
+        return out
+
+    def present_in(self, theme: str, scores: Sequence[float]) -> bool:
+        """Whether ``theme`` is present in a document whose passages scored ``scores`` for it."""
+        threshold = self.thresholds.get(theme, 0.5)
+        row = pd.DataFrame([{"theme": theme, **document_features(scores, threshold)}])
+        return bool(self._decide(theme, row)[0])
+
+    def describe(self) -> str:
+        """One sentence for a reader: what makes a theme present in a document."""
+        if self.kind == "count":
+            ks = sorted(set(self.k.values())) or [self.default_k]
+            if len(ks) == 1:
+                return f"at least {ks[0]} passage(s) scoring at or above the theme's threshold"
+            per = ", ".join(f"{t} {v}" for t, v in self.k.items())
+            return f"at least k passages scoring at or above the theme's threshold, k per theme ({per})"
+        if self.kind == "max":
+            per = ", ".join(f"{t} {v:.3f}" for t, v in self.cut.items())
+            return f"the document's best passage score reaches a per-theme cut ({per})"
+        if self.kind == "noisy_or":
+            per = ", ".join(f"{t} {1 - math.exp(-v):.4f}" for t, v in self.cut.items())
+            return f"the noisy-OR of the document's passage probabilities reaches a per-theme cut ({per})"
+        return ("a logistic regression per theme over the document's passage scores (passages over "
+                "threshold, best score, noisy-OR, mean of the best three, number of passages) says "
+                "present with probability of at least 0.5")
+
+    def to_dict(self) -> dict:
+        """JSON-ready: plain strings, ints, floats and lists."""
+        out: dict[str, Any] = {"kind": self.kind, "default_k": int(self.default_k)}
+        if self.k:
+            out["k"] = {t: int(v) for t, v in self.k.items()}
+        if self.cut:
+            out["cut"] = {t: float(v) for t, v in self.cut.items()}
+        if self.coef:
+            out["coef"] = {t: [float(c) for c in v] for t, v in self.coef.items()}
+            out["intercept"] = {t: float(v) for t, v in self.intercept.items()}
+            out["features"] = list(LOGISTIC_FEATURES)
+        if self.thresholds:
+            out["thresholds"] = {t: float(v) for t, v in self.thresholds.items()}
+        out["description"] = self.describe()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PresenceRule:
+        """The rule :meth:`to_dict` wrote (extra keys such as ``cv`` are ignored)."""
+        if "features" in data and list(data["features"]) != list(LOGISTIC_FEATURES):
+            raise ValueError(f"The card's logistic rule reads features {data['features']}, not "
+                             f"{list(LOGISTIC_FEATURES)}: re-run `themes evaluate --documents ... --write-card`.")
+        return cls(kind=data["kind"], k={t: int(v) for t, v in data.get("k", {}).items()},
+                   cut={t: float(v) for t, v in data.get("cut", {}).items()},
+                   coef={t: [float(c) for c in v] for t, v in data.get("coef", {}).items()},
+                   intercept={t: float(v) for t, v in data.get("intercept", {}).items()},
+                   thresholds={t: float(v) for t, v in data.get("thresholds", {}).items()},
+                   default_k=int(data.get("default_k", AGGREGATE.min_passages)))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What the corrected shares rest on: a model card's document evaluation.
+
+    Args:
+        errors: per theme, document-level confusion counts on the evaluation documents under
+            ``rule`` (each document judged by the rule fitted without it).
+        rule: the presence rule chosen on those documents; counting uses the same one.
+        documents: sha256 ids of the evaluation documents.
+        source: the evaluation set's folder, as the card names it (``corpus/doc-eval``).
+        model_version: the model whose card it is.
+    """
+
+    errors: dict[str, ClassifierError]
+    rule: PresenceRule
+    documents: tuple[str, ...]
+    source: str
+    model_version: str
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.documents)
+
+    def provenance(self) -> str:
+        """One sentence saying exactly where the sensitivity and specificity come from."""
+        return (f"sensitivity and specificity measured on {self.n_documents} held-out documents "
+                f"({self.source}, never trained on, never counted by a run) recorded in the card of model "
+                f"{self.model_version} (document_evaluation), each document judged out of fold under the "
+                f"presence rule '{self.rule.kind}': {self.rule.describe()}")
+
+
+def correction_from_card(card: Mapping[str, Any]) -> Correction | None:
+    """The presence rule and error counts a model card's ``document_evaluation`` records, or
+    ``None`` when the card has none (then shares are counted with the default rule, uncorrected)."""
+    evaluation = card.get("document_evaluation")
+    if not evaluation:
+        return None
+    errors = {t: ClassifierError(t, int(c["tp"]), int(c["fn"]), int(c["tn"]), int(c["fp"]))
+              for t, c in evaluation["themes"].items()}
+    return Correction(errors=errors, rule=PresenceRule.from_dict(evaluation["rule"]),
+                      documents=tuple(evaluation["documents"]), source=str(evaluation.get("set", "?")),
+                      model_version=str(card.get("version", evaluation.get("model_version", "?"))))
+
+
 @dataclass
 class Aggregates:
     """The tables a run reports, and how they were counted."""
@@ -137,25 +375,27 @@ class Aggregates:
 
 def document_themes(
     documents: pd.DataFrame, passages: pd.DataFrame, predictions: pd.DataFrame, themes: Sequence[str],
-    min_passages: int = AGGREGATE.min_passages,
+    min_passages: int = AGGREGATE.min_passages, rule: PresenceRule | None = None,
 ) -> pd.DataFrame:
     """One row per readable document and theme: present, tagged passage count, best score.
 
     Args:
-        min_passages: tagged passages needed for the theme to be present in the document.
+        min_passages: without ``rule``, tagged passages needed for the theme to be present.
+        rule: the presence rule (a model card's, see :func:`correction_from_card`); default at
+            least ``min_passages`` tagged passages. A document with no counted passage never has
+            a theme.
     """
+    rule = rule or PresenceRule.count(min_passages)
     ok_docs = documents.loc[documents["status"] == "ok", "doc_id"]
     grid = pd.MultiIndex.from_product([ok_docs, list(themes)], names=["doc_id", "theme"]).to_frame(index=False)
     joined = predictions.merge(passages[["passage_id", "doc_id"]], on="passage_id")
-    per = (
-        joined.groupby(["doc_id", "theme"])
-        .agg(n_passages=("tagged", "sum"), max_score=("score", "max"))
-        .reset_index()
-    )
-    out = grid.merge(per, on=["doc_id", "theme"], how="left")
-    out["n_passages"] = out["n_passages"].fillna(0).astype(int)
-    out["max_score"] = out["max_score"].fillna(0.0).round(4)
-    out["present"] = out["n_passages"] >= max(1, min_passages)
+    features = feature_table(joined) if len(joined) else pd.DataFrame(columns=["doc_id", "theme", *FEATURE_COLUMNS])
+    out = grid.merge(features, on=["doc_id", "theme"], how="left")
+    for column in FEATURE_COLUMNS:
+        out[column] = out[column].astype(float).fillna(0.0)
+    out["present"] = rule.present(out) & (out["n_passages"].to_numpy() > 0)
+    out["n_passages"] = out["n_over"].astype(int)
+    out["max_score"] = out["max"].round(4)
     return out[["doc_id", "theme", "present", "n_passages", "max_score"]]
 
 
@@ -182,39 +422,90 @@ def rogan_gladen(p: float, sensitivity: float, specificity: float) -> float:
     return min(1.0, max(0.0, (p + specificity - 1) / youden))
 
 
-def corrected_prevalence(
-    n_present: int, n_documents: int, error: ClassifierError | None,
-    draws: int = 4000, level: float = 0.95, seed: int = 0,
-) -> tuple[float, float, float]:
-    """Rogan–Gladen share and a parametric bootstrap interval; (NaN, NaN, NaN) when not estimable.
+@dataclass(frozen=True)
+class CorrectedShare:
+    """A Rogan–Gladen corrected share, its bootstrap interval, and why it may be missing.
 
-    Each draw takes the observed share, the sensitivity and the specificity from Jeffreys
-    Beta(x + 1/2, n - x + 1/2) distributions of their own counts (the share from the documents of
-    this run, sensitivity and specificity from the held-out documents), so the interval carries
-    the uncertainty of all three; unlike binomial resampling it does not collapse to a point at 0
-    of n or n of n. Draws where sens + spec <= 1 (a classifier no better than chance) are left
-    out. The interval is the central ``level`` quantile range of the clipped draws.
-
-    Args:
-        n_present: documents of this run in which the theme was tagged.
-        n_documents: readable documents of this run.
-        error: held-out confusion counts, or ``None`` (nothing to correct with).
+    ``share``, ``low`` and ``high`` are NaN when the share cannot be corrected or the correction
+    is unreliable; ``note`` then says which (empty when nothing needs saying).
     """
-    if error is None or n_documents == 0:
-        return math.nan, math.nan, math.nan
-    point = rogan_gladen(n_present / n_documents, error.sensitivity, error.specificity)
-    if math.isnan(point):
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
+
+    share: float
+    low: float
+    high: float
+    youden: float
+    note: str = ""
+
+
+def bootstrap_draws(
+    n_present: int, n_documents: int, error: ClassifierError, draws: int = 4000,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Bootstrap draws of the corrected share, resampling the counted and the evaluation documents.
+
+    A Bayesian bootstrap (Rubin 1981) over documents: each draw gives every counted document and
+    every evaluation document a random Dirichlet weight, with half a pseudo-document per cell
+    (Jeffreys) so that 0 of n or n of n does not collapse to a point. By the Dirichlet aggregation
+    property only the cell totals matter: the observed share is Beta(k + 1/2, n - k + 1/2) over the
+    counted documents, and the evaluation documents' tp/fn/tn/fp weights are
+    Dirichlet(tp + 1/2, fn + 1/2, tn + 1/2, fp + 1/2), giving sensitivity and specificity. Draws
+    where sens + spec <= 1 (no better than chance) are left out; the rest are clipped to [0, 1].
+    """
+    rng = rng or np.random.default_rng(0)
     p = rng.beta(n_present + 0.5, n_documents - n_present + 0.5, draws)
-    sens = rng.beta(error.tp + 0.5, error.fn + 0.5, draws)
-    spec = rng.beta(error.tn + 0.5, error.fp + 0.5, draws)
+    cells = rng.dirichlet([error.tp + 0.5, error.fn + 0.5, error.tn + 0.5, error.fp + 0.5], draws)
+    sens = cells[:, 0] / (cells[:, 0] + cells[:, 1])
+    spec = cells[:, 2] / (cells[:, 2] + cells[:, 3])
     youden = sens + spec - 1
     ok = youden > 0
-    values = np.clip((p[ok] + spec[ok] - 1) / youden[ok], 0.0, 1.0)
+    return np.clip((p[ok] + spec[ok] - 1) / youden[ok], 0.0, 1.0)
+
+
+def corrected_share(
+    n_present: int, n_documents: int, error: ClassifierError | None,
+    draws: int = 4000, level: float = 0.95, seed: int = 0, min_youden: float = MIN_YOUDEN,
+) -> CorrectedShare:
+    """Rogan–Gladen share with a bootstrap interval (:func:`bootstrap_draws`), or why there is none.
+
+    Args:
+        n_present: documents of this run in which the theme is present under the rule.
+        n_documents: readable documents of this run.
+        error: confusion counts on the evaluation documents under the same rule, or ``None``.
+        min_youden: below this sensitivity + specificity - 1 the share is unreliable: NaN and a note.
+    """
+    nan = math.nan
+    if error is None:
+        return CorrectedShare(nan, nan, nan, nan, "not corrected: no document evaluation for this theme")
+    if n_documents == 0:
+        return CorrectedShare(nan, nan, nan, nan, "no documents")
+    sens, spec = error.sensitivity, error.specificity
+    youden = sens + spec - 1
+    if math.isnan(youden):
+        return CorrectedShare(nan, nan, nan, nan, "not estimable: the evaluation documents lack "
+                              + ("documents with" if math.isnan(sens) else "documents without") + " this theme")
+    if youden < min_youden:
+        return CorrectedShare(nan, nan, nan, youden, f"unreliable: sensitivity + specificity - 1 = {youden:.2f} "
+                              f"on the evaluation documents, below {min_youden:g}")
+    raw = (n_present / n_documents + spec - 1) / youden
+    point = min(1.0, max(0.0, raw))
+    note = ""
+    if raw < 0:
+        note = "observed share is below the evaluation documents' false-positive rate: corrected share shown at 0"
+    elif raw > 1:
+        note = "observed share is above what the evaluation documents' error rates allow: corrected share shown at 1"
+    values = bootstrap_draws(n_present, n_documents, error, draws, np.random.default_rng(seed))
     tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
-    return point, float(low), float(high)
+    low, high = np.quantile(values, [tail, 1 - tail]) if len(values) else (nan, nan)
+    return CorrectedShare(point, float(low), float(high), youden, note)
+
+
+def corrected_prevalence(
+    n_present: int, n_documents: int, error: ClassifierError | None,
+    draws: int = 4000, level: float = 0.95, seed: int = 0, min_youden: float = MIN_YOUDEN,
+) -> tuple[float, float, float]:
+    """(share, low, high) of :func:`corrected_share`; NaN when not estimable or unreliable."""
+    c = corrected_share(n_present, n_documents, error, draws, level, seed, min_youden)
+    return c.share, c.low, c.high
 
 
 def document_errors(
@@ -254,23 +545,30 @@ def prevalence(
     errors: Mapping[str, ClassifierError] | Sequence[ClassifierError] | None = None,
     draws: int = 4000,
     seed: int = 0,
+    uncorrected_note: str = "not corrected: no document evaluation given",
 ) -> pd.DataFrame:
     """Share of documents with each theme, its 95% Wilson interval, and the corrected share.
 
     Args:
-        errors: held-out document-level error counts per theme; themes without them (or all,
-            when ``None``) get NaN in ``adjusted_share``, ``adjusted_low`` and ``adjusted_high``.
+        errors: evaluation-document error counts per theme under the presence rule used;
+            themes without them (or all, when ``None``) get NaN in ``adjusted_share``,
+            ``adjusted_low`` and ``adjusted_high``. ``adjusted_note`` says why a corrected
+            share is missing, unreliable or shown at a bound.
         draws: bootstrap draws per theme for the corrected interval.
         seed: random seed, so a run's numbers can be reproduced.
+        uncorrected_note: the note of a theme without error counts.
     """
     table = _shares(doc_themes, ["theme"])
     by_theme = _errors_by_theme(errors)
     corrected = [
-        corrected_prevalence(int(k), int(n), by_theme.get(t), draws=draws, seed=seed)
+        corrected_share(int(k), int(n), by_theme.get(t), draws=draws, seed=seed)
         for t, k, n in zip(table["theme"], table["n_present"], table["n_documents"])
     ]
-    for j, column in enumerate(("adjusted_share", "adjusted_low", "adjusted_high")):
-        table[column] = [round(c[j], 4) if not math.isnan(c[j]) else math.nan for c in corrected]
+    for column, attr in (("adjusted_share", "share"), ("adjusted_low", "low"), ("adjusted_high", "high")):
+        table[column] = [round(getattr(c, attr), 4) if not math.isnan(getattr(c, attr)) else math.nan
+                         for c in corrected]
+    table["adjusted_note"] = [uncorrected_note if by_theme.get(t) is None else c.note
+                              for t, c in zip(table["theme"], corrected)]
     return table[PREVALENCE_COLUMNS]
 
 
@@ -479,25 +777,47 @@ def aggregate(
     draws: int = 4000,
     seed: int = 0,
     min_passages: int = AGGREGATE.min_passages,
+    rule: PresenceRule | None = None,
+    correction: Correction | None = None,
 ) -> Aggregates:
     """Every table of a run from its documents, passages and predictions.
 
     Args:
-        errors: held-out document-level error counts per theme for the corrected shares
-            (:func:`document_errors`); ``None`` leaves the adjusted columns NaN.
+        errors: evaluation-document error counts per theme for the corrected shares; default
+            those of ``correction``; ``None`` without a correction leaves the adjusted columns NaN.
         sections: review sections to count; ``None`` (the default) counts all of them.
         boilerplate: passages to leave out (``themes.dedup.find_boilerplate(...).dropped``).
         draws, seed: bootstrap draws and seed for the corrected intervals.
-        min_passages: tagged passages needed for a theme to be present in a document.
+        min_passages: without a rule, tagged passages needed for a theme to be present.
+        rule: the presence rule; default ``correction``'s, else ``min_passages`` tagged passages.
+        correction: a model card's document evaluation (:func:`correction_from_card`): the
+            presence rule and the error counts measured under it, with their provenance.
     """
+    if correction is not None:
+        rule = rule or correction.rule
+        errors = correction.errors if errors is None else errors
+    rule = rule or PresenceRule.count(min_passages)
     counted, record = counted_passages(passages, sections, boilerplate)
-    doc_themes = document_themes(documents, counted, predictions, themes, min_passages)
+    doc_themes = document_themes(documents, counted, predictions, themes, min_passages, rule)
     ok_docs = set(documents.loc[documents["status"] == "ok", "doc_id"])
     record["documents_counted"] = len(ok_docs)
-    record["min_passages"] = min_passages
+    record["min_passages"] = rule.default_k if rule.kind == "count" and not rule.k else None
+    record["presence_rule"] = rule.describe()
+    record["presence_rule_kind"] = rule.kind
+    if correction is not None:
+        record["corrected_with"] = correction.provenance()
+        record["correction_documents"] = correction.n_documents
+        record["correction_source"] = correction.source
+        uncorrected = "not corrected: no document evaluation for this theme"
+    elif errors:
+        record["corrected_with"] = "the document-level error counts given to aggregate()"
+        uncorrected = "not corrected: no error counts for this theme"
+    else:
+        record["corrected_with"] = "none: no document evaluation, shares are not corrected"
+        uncorrected = "not corrected: no document evaluation"
+    record["min_youden"] = MIN_YOUDEN
     record["documents_without_counted_passages"] = len(ok_docs - set(counted["doc_id"]))
-    record["corrected_with"] = "held-out document-level sensitivity/specificity" if errors else "none given"
-    prev = prevalence(doc_themes, errors, draws=draws, seed=seed)
+    prev = prevalence(doc_themes, errors, draws=draws, seed=seed, uncorrected_note=uncorrected)
     by = breakdowns(doc_themes, documents)
     return Aggregates(
         document_themes=doc_themes,

@@ -182,12 +182,39 @@ def train(
 def evaluate(
     model: Annotated[str | None, typer.Option(help="Model version or folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write evaluation.json and evaluation.md here.")] = None,
+    documents: Annotated[Path | None, typer.Option(
+        help="Folder of labelled PDFs (expected/<stem>.json beside them): evaluate at document level, "
+             "model and keyword search, instead of on passages.")] = None,
+    write_card: Annotated[bool, typer.Option(
+        "--write-card", help="With --documents: choose the presence rule there and store the evaluation "
+             "in the model's card (its corrected shares then use it).")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="With --documents: per-document cache folder, so unchanged PDFs are not read again.")] = None,
 ) -> None:
-    """Score a model on the held-out documents and real-text sets, baselines beside it."""
-    from themes.evaluate import evaluate_model
+    """Score a model on the held-out documents and real-text sets, baselines beside it.
 
-    result = evaluate_model(model, out)
-    print(result.markdown)
+    With --documents, score document-level calls (accuracy, sensitivity, specificity, true and
+    predicted share, corrected share) for the model and for keyword search.
+    """
+    if documents is None:
+        if write_card:
+            raise typer.BadParameter("--write-card needs --documents DIR.", param_hint="--write-card")
+        from themes.evaluate import evaluate_model
+
+        result = evaluate_model(model, out)
+        print(result.markdown)
+        return
+    if not documents.is_dir():
+        raise typer.BadParameter(f"{documents} is not a folder of labelled PDFs.", param_hint="--documents")
+    from themes.evaluate import document_evaluation_markdown, evaluate_document_set
+
+    evaluation = evaluate_document_set(documents, model, write_card, cache_dir)
+    print(document_evaluation_markdown(evaluation))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "document_evaluation.json").write_text(json.dumps(evaluation, indent=1), encoding="utf-8")
+    if write_card:
+        console.print(f"Stored in the card of model {evaluation['model_version']}.")
 
 
 models_app = typer.Typer(help="List and inspect saved model versions.")

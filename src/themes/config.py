@@ -56,6 +56,10 @@ _BUNDLED_MODELS = SOURCE_ROOT / "models" if SOURCE_ROOT else PACKAGE_DIR / "bund
 CORPUS_DIR = PROJECT_ROOT / "corpus"
 SAMPLE_DIR = _first_existing(CORPUS_DIR / "sample", _BUNDLED_CORPUS / "sample")
 LABELS_DIR = CORPUS_DIR / "labels"
+#: The held-out document-evaluation set: review-style PDFs with document-level truth for every
+#: theme (``expected/<stem>.json``), never trained on and never counted by ``make run``. The
+#: presence rule and the error rates behind corrected shares are measured here (issue 13).
+DOC_EVAL_DIR = CORPUS_DIR / "doc-eval"
 CODEBOOK_PATH = _first_existing(CORPUS_DIR / "codebook.yaml", _BUNDLED_CORPUS / "codebook.yaml")
 #: Read-only bundled models are used until a ``models/DEFAULT`` exists under the home folder.
 MODELS_DIR = _first_existing(PROJECT_ROOT / "models" / "DEFAULT", _BUNDLED_MODELS / "DEFAULT").parent

@@ -181,6 +181,11 @@ def render_card(card: dict) -> str:
     ):
         if card.get(key):
             lines += ["", f"## {title}", "", card[key]]
+    if card.get("document_evaluation"):
+        from themes.evaluate import document_evaluation_markdown
+
+        lines += ["", "## Document-level evaluation (held-out documents; the corrected shares' rates)", "",
+                  document_evaluation_markdown(card["document_evaluation"])]
     lines += ["", "## Intended use and limits", "", card.get("limits", "")]
     return "\n".join(lines) + "\n"
 

@@ -74,9 +74,11 @@ def prevalence_chart_png(prevalence: pd.DataFrame, labels: dict[str, str] | None
                    (adj["adjusted_high"] - adj["adjusted_share"]) * 100]
         ax.barh([p - height / 2 for p in pos], adj["adjusted_share"] * 100, height=height, xerr=adj_err,
                 color=ADJUSTED_COLOUR, capsize=2, label="corrected for classifier error (95% bootstrap)")
-        for p, value in zip(pos, table["adjusted_share"]):
+        notes = table["adjusted_note"] if "adjusted_note" in table else pd.Series([""] * len(table))
+        for p, value, note in zip(pos, table["adjusted_share"], notes.fillna("")):
             if pd.isna(value):
-                ax.text(1, p - height / 2, "not estimable", va="center", fontsize=7, color="#555")
+                why = "unreliable (sens + spec - 1 too small)" if str(note).startswith("unreliable") else "not estimable"
+                ax.text(1, p - height / 2, why, va="center", fontsize=7, color="#555")
     ax.set_yticks(pos, names)
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of documents where the theme is present")
@@ -270,8 +272,13 @@ def render_report(
     for r in aggregates.prevalence.sort_values("theme", key=lambda c: c.map(order)).itertuples():
         ev = anchors.theme(r.theme)
         n_pass = int(counts.loc[r.theme, "n_passages_tagged"]) if counts is not None and r.theme in counts.index else 0
+        note = str(getattr(r, "adjusted_note", "") or "")
         adj = (f"{_fmt(r.adjusted_share, 'pct')} ({_fmt(r.adjusted_low, 'pct')}–{_fmt(r.adjusted_high, 'pct')})"
-               if not pd.isna(r.adjusted_share) else "not estimable")
+               if not pd.isna(r.adjusted_share) else
+               "unreliable" if note.startswith("unreliable") else
+               "not corrected" if note.startswith("not corrected") else "not estimable")
+        if note:
+            adj += f' <span class="why">({html.escape(note)})</span>'
         prev_rows.append([
             _a(ev, label(r.theme)), _a(ev, f"{r.n_present} / {r.n_documents}"),
             _a(ev, f"<b>{_fmt(r.share, 'pct')}</b> ({_fmt(r.ci_low, 'pct')}–{_fmt(r.ci_high, 'pct')})"),
@@ -401,6 +408,16 @@ def render_report(
         for r in ce.itertuples()
     ]) if len(ce) else "<p>No held-out error counts were given: corrected shares are not estimable.</p>"
 
+    presence_text = html.escape(str(settings.get("presence_rule") or (
+        f"at least {_count_words(settings.get('min_passages') or 1)} counted passage(s) score above the theme's threshold")))
+    if settings.get("correction_documents"):
+        provenance_text = (
+            "Rogan–Gladen corrected shares use " + html.escape(str(settings["corrected_with"])) + ". "
+            f"Where sensitivity + specificity − 1 on those documents is below {settings.get('min_youden', 0.2):g}, "
+            "the corrected share is reported as unreliable rather than computed; the interval is a bootstrap over "
+            "both the evaluation documents and the documents counted here.")
+    else:
+        provenance_text = ("Corrected shares: " + html.escape(str(settings.get("corrected_with", "none"))) + ".")
     headline = settings.get("headline", "raw")
     headline_text = (
         "the <b>raw share</b> of documents with the theme and its 95% Wilson interval; the corrected share "
@@ -426,8 +443,7 @@ blockquote{{margin:0.3em 0 0.2em 0;padding:0.4em 0.8em;background:#f5f7fa;border
 </style></head><body>
 <h1>Practice themes in {len(ok_docs)} documents</h1>
 <div class="rules"><p><b>How this was counted.</b> The unit is the document (review), as the Panel counts:
-a theme is present in a document when at least {_count_words(settings.get("min_passages", 1))} counted
-passage(s) score above the theme's threshold (model <code>{html.escape(model_version)}</code>). Passage counts are shown beside document counts.</p>
+a theme is present in a document when {presence_text} (model <code>{html.escape(model_version)}</code>). Passage counts are shown beside document counts.</p>
 <ul>
 <li>Sections counted: <b>{sections_text}</b> ({settings.get("passages_counted", len(counted))} of
 {settings.get("passages_total", len(passages))} passages; {settings.get("passages_outside_sections", 0)} outside the
@@ -456,7 +472,7 @@ read the two columns side by side, not as a test of one against the other.</p>
 {co_html}
 <h2 id="breakdowns">By year, area and review type</h2>{by_html}
 <h2 id="errors">Classifier error used for the correction</h2>
-<p>Document-level counts on held-out labelled documents: a document has a theme when any of its passages does.</p>
+<p>{provenance_text}</p>
 {ce_html}
 <h2 id="evidence">Evidence: the documents and passages behind each number</h2>
 {"".join(sections_html)}
@@ -499,7 +515,9 @@ def summary_markdown(aggregates: Aggregates, labels: dict[str, str] | None = Non
         f"**Practice themes in {n_docs} documents**" + (f" (model `{model_version}`)" if model_version else ""),
         "",
         (f"Headline: {'raw share of documents (95% Wilson interval)' if s.get('headline', 'raw') == 'raw' else 'corrected share'};"
-        f" corrected share beside it. Sections counted: {s.get('sections_counted', 'all sections')}. "
+        f" corrected share beside it ({s.get('corrected_with', 'none')}). "
+        f"Present when: {s.get('presence_rule', 'at least one tagged passage')}. "
+        f"Sections counted: {s.get('sections_counted', 'all sections')}. "
         f"Boilerplate left out: {s.get('passages_dropped_boilerplate', 0)} passage(s) in "
         f"{s.get('boilerplate_clusters', 0)} cluster(s). Passages counted: {s.get('passages_counted', '?')}."),
         "",
@@ -507,8 +525,11 @@ def summary_markdown(aggregates: Aggregates, labels: dict[str, str] | None = Non
         "|---|---|---|---|---|",
     ]
     for r in prev.sort_values("share", ascending=False).itertuples():
+        note = str(getattr(r, "adjusted_note", "") or "")
         corrected = (f"{pct(r.adjusted_share)} ({pct(r.adjusted_low)}–{pct(r.adjusted_high)})"
-                     if not pd.isna(r.adjusted_share) else "not estimable")
+                     if not pd.isna(r.adjusted_share) else
+                     "unreliable" if note.startswith("unreliable") else
+                     "not corrected" if note.startswith("not corrected") else "not estimable")
         n_pass = int(counts.loc[r.theme, "n_passages_tagged"]) if counts is not None and r.theme in counts.index else 0
         lines.append(f"| {_label(r.theme, labels)} | {r.n_present}/{r.n_documents} | {pct(r.share)} "
                      f"({pct(r.ci_low)}–{pct(r.ci_high)}) | {corrected} | {n_pass} |")

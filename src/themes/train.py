@@ -372,33 +372,6 @@ def train(
     return TrainResult(model, card, comparison)
 
 
-def sample_document_errors(
-    model: ThemeClassifier, sample_dir: Path | None = None, min_passages: int | None = None,
-) -> list[dict]:
-    """Document-level confusion counts per core theme on the sample reviews, which are never trained on.
-
-    Each sample PDF has its known themes in ``expected/<stem>.json``; a theme counts as found with
-    the same rule the aggregate stage uses (``config.AGGREGATE.min_passages`` tagged passages).
-    """
-    from themes.config import AGGREGATE, SAMPLE_DIR
-    from themes.ingest import ingest_pdf
-    from themes.segment import segment
-
-    sample_dir = Path(sample_dir or SAMPLE_DIR)
-    need = AGGREGATE.min_passages if min_passages is None else min_passages
-    counts = {t: {"theme": t, "tp": 0, "fn": 0, "tn": 0, "fp": 0} for t in CORE_THEMES}
-    for expected_file in sorted((sample_dir / "expected").glob("*.json")):
-        expected = json.loads(expected_file.read_text())
-        passages = segment(ingest_pdf(sample_dir / expected["file"]))
-        tags = model.predict([p.text for p in passages]) if passages else np.zeros((0, len(model.themes_)))
-        for theme in CORE_THEMES:
-            found = int(tags[:, model.themes_.index(theme)].sum()) >= need
-            truth = theme in expected["known_themes"]
-            counts[theme][{(True, True): "tp", (True, False): "fn", (False, False): "tn",
-                           (False, True): "fp"}[(truth, found)]] += 1
-    return list(counts.values())
-
-
 def new_version(card: dict, models_dir: Path | None = None) -> str:
     """A sortable version name: training date and the first characters of the data hash.
 
@@ -416,8 +389,14 @@ def new_version(card: dict, models_dir: Path | None = None) -> str:
 def train_and_save(
     labels_dir: Path = LABELS_DIR, models_dir: Path = MODELS_DIR, params: dict | None = None,
     make_default: bool = False, with_learning_curve: bool = True, with_real: bool = True,
+    doc_eval_dir: Path | None = None,
 ) -> tuple[Path, TrainResult]:
-    """Train from a labels folder, save under ``models_dir/<version>``, optionally make it the default."""
+    """Train from a labels folder, save under ``models_dir/<version>``, optionally make it the default.
+
+    The card's ``document_evaluation`` (presence rule and the error rates behind corrected shares)
+    is measured on ``doc_eval_dir`` (default ``config.DOC_EVAL_DIR``); without that folder the card
+    has none and runs with the model report uncorrected shares.
+    """
     from themes.registry import save_model, set_default
 
     written = load_labels(labels_dir)
@@ -431,12 +410,14 @@ def train_and_save(
         "note": "real Ofsted sentences (text rebuilt from ../shared, never stored) from the reports on the "
         "training side of the fixed split; held-out reports and the seed sentences are evaluation only",
     }
-    result.card["document_errors"] = sample_document_errors(result.model)
-    result.card["document_errors_source"] = (
-        "the sample reviews in corpus/sample (written by the team, never trained on); a theme is found "
-        "when enough passages are tagged (config.AGGREGATE.min_passages)"
-    )
+    from themes.config import DOC_EVAL_DIR
+    from themes.evaluate import document_evaluation
+
+    doc_eval_dir = Path(doc_eval_dir or DOC_EVAL_DIR)
     version = new_version(result.card, models_dir)
+    if doc_eval_dir.is_dir():
+        result.card["document_evaluation"] = {**document_evaluation(doc_eval_dir, result.model),
+                                              "model_version": version}
     folder = save_model(result.model, result.card, version, models_dir)
     if make_default:
         set_default(version, models_dir)
