@@ -172,6 +172,15 @@ def render_card(card: dict) -> str:
         ("Model file size (bytes)", card.get("model_bytes")),
     ]
     lines += [f"- **{k}**: {v}" for k, v in facts]
+    if card.get("evaluation_sets") or card.get("training_documents"):
+        lines += ["", "## Training data and evaluation sets", ""]
+        real = card.get("real_training") or {}
+        docs = card.get("training_documents") or []
+        lines.append(f"- **Training documents**: {len(docs)} ({sum(d.startswith('ofsted:') for d in docs)} real "
+                     f"Ofsted reports; the rest written by the team); real sets: {', '.join(real.get('sets', [])) or 'none'}")
+        if card.get("never_trained_on"):
+            lines.append(f"- **Never trained on**: {card['never_trained_on']}")
+        lines += [f"- **Evaluation, {k}**: {v}" for k, v in (card.get("evaluation_sets") or {}).items()]
     lines += ["", "## Thresholds (chosen on out-of-fold predictions to maximise F1)", ""]
     lines += [f"- `{t}`: {v}" for t, v in card.get("thresholds", {}).items()]
     for key, title in (

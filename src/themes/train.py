@@ -338,6 +338,8 @@ def train(
         "written passages and on real Ofsted sentences (weighted x" + f"{real_weight:g}" + ").",
         "real_weight": real_weight,
         "training_documents": sorted(train_df["doc"].astype(str).unique()),
+        "never_trained_on": "corpus/sample (the documents make run counts), corpus/doc-eval (the document-level "
+        "evaluation set), the written held-out documents, the held-out Ofsted reports and the seed sentences",
         "evaluation_sets": {
             "written held-out": f"{int((~held_real).sum())} passages of {held_df[~held_real]['doc'].nunique()} written documents",
             "real held-out": f"{int(held_real.sum())} Ofsted sentences of {held_df[held_real]['doc'].nunique()} reports",
