@@ -67,3 +67,25 @@ def test_train_load_labels_names_the_bad_line(tmp_path):
                                                + "\n{not json\n")
     with pytest.raises(ValueError, match="passages-x.jsonl line 2"):
         load_labels(tmp_path)
+
+
+def test_train_default_model_card_names_its_data_and_keeps_held_out_and_sample_documents_out():
+    from themes.config import PROJECT_ROOT
+    from themes.registry import load_model
+
+    card = load_model(None).card
+    assert card["training_label_files"], "the card must name the label files it was trained on"
+    assert set(card["evaluation_sets"]) >= {"written held-out", "real held-out", "seeds"}
+    assert "corpus/sample" in card["never_trained_on"], "the card must say the sample corpus is kept out"
+    trained = set(card["training_documents"])
+    assert trained, "the card must list its training documents"
+    held_out = sorted(doc for doc in trained if is_heldout(doc))
+    assert not held_out, f"held-out documents among the training documents: {held_out[:5]}"
+    assert not any(doc.startswith("seeds") for doc in trained), "seed sentences are evaluation only"
+    # Neither the sample corpus that `make run` counts nor the document-evaluation set is trained on.
+    for folder in ("corpus/sample", "corpus/doc-eval"):
+        stems = {p.stem for p in (PROJECT_ROOT / folder).glob("*.pdf")}
+        assert stems, folder
+        assert not trained & stems, f"{folder} documents among the training documents"
+        assert not {doc for doc in trained if any(stem in doc for stem in stems)}
+    assert any(doc.startswith("ofsted:") for doc in trained), "real Ofsted reports must be in training"
