@@ -48,7 +48,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classifier import (  # noqa: E402  (benchmarks/ is not a package)
+from classifier import (  # benchmarks/ is not a package: classifier.py is imported by path
     RESULTS_DIR,
     SEED,
     Data,
@@ -57,11 +57,11 @@ from classifier import (  # noqa: E402  (benchmarks/ is not a package)
     score_row,
 )
 
-from themes.codebook import load_codebook  # noqa: E402
-from themes.config import CORE_THEMES  # noqa: E402
-from themes.encoder import OnnxThemeClassifier, save_head  # noqa: E402
-from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, to_markdown  # noqa: E402
-from themes.train import REAL_WEIGHT, code_version, data_hash, trainable_themes  # noqa: E402
+from themes.codebook import load_codebook
+from themes.config import CORE_THEMES
+from themes.encoder import OnnxThemeClassifier, save_head
+from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, to_markdown
+from themes.train import REAL_WEIGHT, code_version, data_hash, trainable_themes
 
 SYSTEM = "MiniLM fine-tuned"
 MODEL_OUT = Path("/tmp/themes-minilm-finetuned")
@@ -410,7 +410,6 @@ def main(argv: list[str] | None = None) -> int:
                     " ONNX + tokenizer.json + head.json; train_s: frozen-layer cache + final fine-tune, "
                     f"{args.threads} torch threads",
         })
-    by_name = {c["system"]: c for c in costs}
 
     def real_f1(name: str) -> float:
         rows = [r for r in scores if r["system"] == name and r["split"] == "real held-out"]
@@ -422,22 +421,22 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started_all
     load = os.getloadavg()
     notes += [
-        f"{SYSTEM}: {card['recipe']}. Layers below the fine-tuned ones are frozen and computed once per "
-        "training text (no dropout there), which is what makes CPU fine-tuning fit in minutes.",
-        f"{SYSTEM}: trained on {len(frame)} rows from {frame['doc'].nunique()} training documents only "
-        f"(written training documents + real training reports); held-out documents, held-out reports and "
-        "seeds never trained on. Calibration (Platt) and per-theme thresholds from GroupKFold("
-        f"{args.folds}) out-of-fold predictions of the training documents; its `cv (oof)` row is those "
-        "out-of-fold predictions (torch fold models; the final model is then trained on all folds).",
+        (f"{SYSTEM}: {card['recipe']}. Layers below the fine-tuned ones are frozen and computed once per "
+         "training text (no dropout there), which is what makes CPU fine-tuning fit in minutes."),
+        (f"{SYSTEM}: trained on {len(frame)} rows from {frame['doc'].nunique()} training documents only "
+         f"(written training documents + real training reports); held-out documents, held-out reports and "
+         "seeds never trained on. Calibration (Platt) and per-theme thresholds from GroupKFold("
+         f"{args.folds}) out-of-fold predictions of the training documents; its `cv (oof)` row is those "
+         "out-of-fold predictions (torch fold models; the final model is then trained on all folds)."),
         f"{SYSTEM}: thresholds {', '.join(f'{t} {thresholds[themes.index(t)]:.3f}' for t in CORE_THEMES)}.",
-        f"{SYSTEM}: ONNX fp32 vs torch on 32 passages, max abs embedding difference {onnx_diff:.1e}; the int8 copy "
-        "uses the fp32 calibration and thresholds unchanged.",
-        f"{SYSTEM}: other variant: {other['system']}: {other['passages_per_cpu_s']} passages/CPU s, "
-        f"{other['passages_per_wall_s']} passages/wall s, {other['model_mb']} MB.",
-        f"{SYSTEM}: throughput on one batch of {args.throughput_n} written held-out passages, onnxruntime "
-        f"intra_op_num_threads=1; cv_s {cv_s:.0f} s ({args.folds} folds) and train_s wall-clock with "
-        f"{args.threads} torch threads under nice; load average at the end {load[0]:.1f} on 2 cores. "
-        f"Whole run {elapsed / 60:.1f} min.",
+        (f"{SYSTEM}: ONNX fp32 vs torch on 32 passages, max abs embedding difference {onnx_diff:.1e}; the "
+         "int8 copy uses the fp32 calibration and thresholds unchanged."),
+        (f"{SYSTEM}: other variant: {other['system']}: {other['passages_per_cpu_s']} passages/CPU s, "
+         f"{other['passages_per_wall_s']} passages/wall s, {other['model_mb']} MB."),
+        (f"{SYSTEM}: throughput on one batch of {args.throughput_n} written held-out passages, onnxruntime "
+         f"intra_op_num_threads=1; cv_s {cv_s:.0f} s ({args.folds} folds) and train_s wall-clock with "
+         f"{args.threads} torch threads under nice; load average at the end {load[0]:.1f} on 2 cores. "
+         f"Whole run {elapsed / 60:.1f} min."),
     ]
     payload = {
         "meta": {"run_at": datetime.now(UTC).isoformat(timespec="seconds"), "code_version": code_version(),
@@ -451,9 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "finetuned.json").write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     table = pd.DataFrame(scores)
     lines = ["# Fine-tuned MiniLM (issue 12, candidate 2)", "",
-             f"Run {payload['meta']['run_at']} (code {payload['meta']['code_version']}) by "
-             "`benchmarks/finetune_encoder.py`; the same splits and scoring as `benchmarks/classifier.py`, which "
-             "shows these rows beside the other systems.", ""]
+             (f"Run {payload['meta']['run_at']} (code {payload['meta']['code_version']}) by "
+              "`benchmarks/finetune_encoder.py`; the same splits and scoring as `benchmarks/classifier.py`, "
+              "which shows these rows beside the other systems."), ""]
     lines += [f"- {n}" for n in notes]
     for split_name in ("cv (oof)", "written held-out", "real held-out", "seeds"):
         part = table[table["split"] == split_name].drop(columns="split")
