@@ -310,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     started_all = time.perf_counter()
+    version = code_version()  # the code that runs, not whatever is committed by the time it ends
 
     data: Data = load_data(True)
     frame = data.train
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_data_sha256": data_hash(frame),
         "calibration": f"Platt per theme on GroupKFold({args.folds}) out-of-fold logits of the training documents",
         "thresholds": {t: float(v) for t, v in zip(themes, thresholds)},
-        "code_version": code_version(),
+        "code_version": version,
         "library_versions": {"torch": torch.__version__, "python": platform.python_version()},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -439,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
          f"Whole run {elapsed / 60:.1f} min."),
     ]
     payload = {
-        "meta": {"run_at": datetime.now(UTC).isoformat(timespec="seconds"), "code_version": code_version(),
+        "meta": {"run_at": datetime.now(UTC).isoformat(timespec="seconds"), "code_version": version,
                  "args": {k: str(v) for k, v in vars(args).items()}, "themes": themes,
                  "n_train": len(frame), "n_train_docs": int(frame["doc"].nunique()),
                  "onnx_max_abs_diff": onnx_diff, "elapsed_s": round(elapsed)},
