@@ -358,13 +358,14 @@ def run_system(
     return out
 
 
-def finetuned_rows() -> tuple[list[dict], dict | None, list[str]]:
-    """Rows of the fine-tuned encoder measured by benchmarks/finetune_encoder.py, when present."""
+def finetuned_rows() -> tuple[list[dict], list[dict], list[str]]:
+    """Rows, cost rows (one per exported variant) and notes of benchmarks/finetune_encoder.py, when present."""
     if not FINETUNED_RESULTS.is_file():
-        return [], None, [f"Fine-tuned encoder: no {FINETUNED_RESULTS.name} (run benchmarks/finetune_encoder.py "
-                          "with the `train` extra)."]
+        return [], [], [(f"Fine-tuned encoder: no {FINETUNED_RESULTS.name} (run benchmarks/finetune_encoder.py "
+                         "with the `train` extra).")]
     payload = json.loads(FINETUNED_RESULTS.read_text(encoding="utf-8"))
-    return payload.get("scores", []), payload.get("cost"), payload.get("notes", [])
+    costs = payload.get("costs") or ([payload["cost"]] if payload.get("cost") else [])
+    return payload.get("scores", []), costs, payload.get("notes", [])
 
 
 def hard_negative_counts(outcomes: Sequence[Outcome], data: Data) -> pd.DataFrame:
@@ -544,14 +545,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"... {system.name}", file=sys.stderr, flush=True)
         outcomes.append(run_system(system, themes, data, args.throughput_n, encode_s_per_text))
 
-    ft_scores, ft_cost, ft_notes = finetuned_rows()
+    ft_scores, ft_costs, ft_notes = finetuned_rows()
     notes += ft_notes
     scores = pd.DataFrame([row for o in outcomes for row in o.scores] + ft_scores)
     costs = pd.DataFrame([
         {"system": o.system, "cv_s": o.cv_s, "train_s": o.train_s, "passages_per_cpu_s": o.passages_per_s,
          "passages_per_wall_s": o.passages_per_wall_s, "model_mb": o.model_mb, "note": o.note}
         for o in outcomes
-    ] + ([ft_cost] if ft_cost else []))
+    ] + ft_costs)
     hn = hard_negative_counts(outcomes, data)
     default = next(o for o, s in zip(outcomes, chosen) if s.name.endswith("(default)"))
     default_system = next(s for s in chosen if s.name.endswith("(default)"))

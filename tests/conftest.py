@@ -62,3 +62,60 @@ def copy_samples(folder: Path, names: tuple[str, ...]) -> Path:
     for name in names:
         shutil.copy2(SAMPLE_DIR / name, folder / name)
     return folder
+
+
+#: Toy vocabulary for the ONNX encoder fixture: risk words point one way, agreement words the other.
+TOY_VOCAB = ["[PAD]", "[UNK]", "risk", "assessment", "written", "agreement", "signed", "the", "was", "a", "baby"]
+TOY_VECTORS = {"risk": (1.0, 0.0), "assessment": (1.0, 0.0), "written": (0.0, 1.0), "agreement": (0.0, 1.0),
+               "signed": (0.0, 1.0)}
+
+
+@pytest.fixture
+def toy_onnx_model(tmp_path: Path) -> Path:
+    """A themes.encoder model folder: a 2-d bag-of-words ONNX encoder, a word-level tokenizer, a JSON head.
+
+    Skips unless onnx, onnxruntime and tokenizers are installed (the ``train`` extra).
+    """
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    tokenizers = pytest.importorskip("tokenizers")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from themes.encoder import save_head
+
+    table = np.array([TOY_VECTORS.get(w, (0.0, 0.0)) for w in TOY_VOCAB], dtype=np.float32)
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["vectors"]),  # (b, s, 2)
+        helper.make_node("Cast", ["attention_mask"], ["mask"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask", "last"], ["mask3"]),
+        helper.make_node("Mul", ["vectors", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "tokens_axis"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask3", "tokens_axis"], ["count"], keepdims=0),
+        helper.make_node("Div", ["summed", "count"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "toy_encoder",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 2])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([-1], dtype=np.int64), "last"),
+         numpy_helper.from_array(np.array([1], dtype=np.int64), "tokens_axis")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder = tmp_path / "toy-encoder"
+    folder.mkdir()
+    onnx.save(model, str(folder / "model.onnx"))
+
+    tokenizer = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel({w: i for i, w in enumerate(TOY_VOCAB)}, unk_token="[UNK]"))
+    tokenizer.normalizer = tokenizers.normalizers.Lowercase()
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    # Logit = share of the passage's words pointing at the theme; Platt a=20, b=-4: over 0.2 tags it.
+    save_head(folder, ["weak_risk_assessment", "written_agreements"], weight=np.eye(2), bias=np.zeros(2),
+              calibration_a=np.full(2, 20.0), calibration_b=np.full(2, -4.0), thresholds=np.full(2, 0.5),
+              max_length=16, card={"summary": "toy model for tests"})
+    return folder

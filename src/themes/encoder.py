@@ -1,0 +1,156 @@
+"""Tag passages with a fine-tuned sentence encoder exported to ONNX (no torch at run time).
+
+A model folder holds three files, none of them a pickle:
+
+- ``model.onnx``: the encoder; inputs ``input_ids`` and ``attention_mask`` (and
+  ``token_type_ids`` when the graph has it), output ``embedding`` of shape (n, dim): the
+  mean-pooled last hidden state;
+- ``tokenizer.json``: the Hugging Face ``tokenizers`` file the encoder was trained with;
+- ``head.json``: ``themes``, a linear layer (``weight`` n_themes x dim, ``bias``), a Platt
+  calibration per theme (``calibration_a``, ``calibration_b``: probability
+  ``sigmoid(a * logit + b)``), ``thresholds`` and ``max_length``.
+
+:class:`OnnxThemeClassifier` gives the same ``predict_proba`` / ``predict`` / ``thresholds_`` /
+``themes_`` contract as :class:`themes.classify.ThemeClassifier`. It needs ``onnxruntime`` and
+``tokenizers`` only; ``benchmarks/finetune_encoder.py`` (the ``train`` extra) writes such folders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+HEAD_FILE = "head.json"
+HEAD_FIELDS = ("themes", "weight", "bias", "calibration_a", "calibration_b", "thresholds")
+EXTRA_HINT = "pip install onnxruntime tokenizers (both in the project's `train` extra)"
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class OnnxThemeClassifier:
+    """Multi-label theme tagger: ONNX sentence encoder, linear head, Platt calibration, thresholds.
+
+    Build one with :meth:`load`; the attributes below are set there.
+
+    Attributes:
+        themes_: theme ids, in the column order of every output.
+        thresholds_: per-theme probability thresholds (chosen on out-of-fold predictions).
+        max_length: tokens kept per passage (longer passages are truncated).
+        batch_size: passages per ONNX call; passages are sorted by length so batches pad little.
+    """
+
+    themes_: list[str]
+    thresholds_: np.ndarray
+    max_length: int
+    batch_size: int
+
+    @classmethod
+    def load(cls, folder: str | Path, threads: int = 1, batch_size: int = 32,
+             model_file: str = MODEL_FILE) -> OnnxThemeClassifier:
+        """Read a model folder.
+
+        Args:
+            folder: holds ``model.onnx`` (or ``model_file``), ``tokenizer.json`` and ``head.json``.
+            threads: onnxruntime intra-op threads (1 keeps the pipeline's one-core-per-worker habit).
+            batch_size: passages per ONNX call.
+            model_file: another ONNX file in the folder, e.g. an int8 copy.
+        """
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as err:
+            raise ImportError(f"OnnxThemeClassifier needs onnxruntime and tokenizers; {EXTRA_HINT}.") from err
+        folder = Path(folder)
+        for name in (model_file, TOKENIZER_FILE, HEAD_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder} has no {name}; an ONNX theme model folder needs "
+                                        f"{model_file}, {TOKENIZER_FILE} and {HEAD_FILE}.")
+        head = json.loads((folder / HEAD_FILE).read_text(encoding="utf-8"))
+        missing = [f for f in HEAD_FIELDS if f not in head]
+        if missing:
+            raise ValueError(f"{folder / HEAD_FILE} lacks the field(s) {missing}.")
+        self = cls()
+        self.themes_ = list(head["themes"])
+        self.weight_ = np.asarray(head["weight"], dtype=np.float32)
+        self.bias_ = np.asarray(head["bias"], dtype=np.float32)
+        self.calibration_a_ = np.asarray(head["calibration_a"], dtype=np.float64)
+        self.calibration_b_ = np.asarray(head["calibration_b"], dtype=np.float64)
+        self.thresholds_ = np.asarray(head["thresholds"], dtype=np.float64)
+        n = len(self.themes_)
+        for name, value in (("weight", self.weight_), ("bias", self.bias_), ("calibration_a", self.calibration_a_),
+                            ("calibration_b", self.calibration_b_), ("thresholds", self.thresholds_)):
+            if value.shape[0] != n:
+                raise ValueError(f"{folder / HEAD_FILE}: {name} has {value.shape[0]} rows for {n} themes.")
+        self.max_length = int(head.get("max_length", 128))
+        self.batch_size = batch_size
+        self.card_ = head.get("card", {})
+        tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        # Pad each batch to its longest passage, not to a fixed length stored in the file.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.max_length)
+        tokenizer.enable_padding(pad_id=int(head.get("pad_id", 0)), pad_token=head.get("pad_token", "[PAD]"))
+        self.tokenizer_ = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session_ = ort.InferenceSession(str(folder / model_file), options, providers=["CPUExecutionProvider"])
+        self.input_names_ = [i.name for i in self.session_.get_inputs()]
+        return self
+
+    def embed(self, X: Sequence[str]) -> np.ndarray:
+        """Mean-pooled encoder output, shape (n_passages, dim), in input order."""
+        texts = list(X)
+        dim = self.weight_.shape[1]
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self.tokenizer_.encode_batch([texts[i] for i in idx])
+            feeds: dict[str, Any] = {
+                "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            }
+            if "token_type_ids" in self.input_names_:
+                feeds["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
+            out[idx] = self.session_.run(None, {k: v for k, v in feeds.items() if k in self.input_names_})[0]
+        return out
+
+    def decision_function(self, X: Sequence[str]) -> np.ndarray:
+        """Uncalibrated head logits, shape (n_passages, n_themes)."""
+        return self.embed(X) @ self.weight_.T + self.bias_
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """Calibrated probability per theme, shape (n_passages, n_themes)."""
+        texts = list(X)
+        if not texts:
+            return np.zeros((0, len(self.themes_)))
+        return _sigmoid(self.calibration_a_ * self.decision_function(texts) + self.calibration_b_)
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """0/1 matrix: each theme's probability against its own threshold."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)
+
+
+def save_head(folder: str | Path, themes: Sequence[str], weight: np.ndarray, bias: np.ndarray,
+              calibration_a: np.ndarray, calibration_b: np.ndarray, thresholds: np.ndarray,
+              max_length: int, card: dict | None = None) -> Path:
+    """Write ``head.json`` (plain numbers, no pickle) into a model folder; returns its path."""
+    path = Path(folder) / HEAD_FILE
+    payload = {
+        "themes": list(themes), "weight": np.asarray(weight, dtype=float).tolist(),
+        "bias": np.asarray(bias, dtype=float).tolist(),
+        "calibration_a": np.asarray(calibration_a, dtype=float).tolist(),
+        "calibration_b": np.asarray(calibration_b, dtype=float).tolist(),
+        "thresholds": np.asarray(thresholds, dtype=float).tolist(), "max_length": int(max_length),
+        "card": card or {},
+    }
+    path.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    return path

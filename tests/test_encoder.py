@@ -1,0 +1,58 @@
+"""OnnxThemeClassifier: the ThemeClassifier contract from an ONNX folder, on a toy model built in a fixture.
+
+Needs onnx, onnxruntime and tokenizers (the ``train`` extra); skips cleanly without them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from themes.encoder import HEAD_FILE, OnnxThemeClassifier
+
+TEXTS = [
+    "The risk assessment was a risk assessment",
+    "A written agreement was signed",
+    "The baby was",
+    "The written risk assessment was signed the agreement",
+]
+EXPECTED = np.array([[1, 0], [0, 1], [0, 0], [1, 1]])
+
+
+def test_encoder_predicts_themes_over_thresholds(toy_onnx_model):
+    """Passages tag the themes their words point at, columns in the order of ``themes_``."""
+    clf = OnnxThemeClassifier.load(toy_onnx_model)
+    assert clf.themes_ == ["weak_risk_assessment", "written_agreements"]
+    np.testing.assert_array_equal(clf.thresholds_, [0.5, 0.5])
+    proba = clf.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), 2) and ((proba > 0) & (proba < 1)).all()
+    np.testing.assert_array_equal(clf.predict(TEXTS), EXPECTED)
+    assert clf.predict_proba([]).shape == (0, 2)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_encoder_batch_equals_single(toy_onnx_model, batch_size):
+    """Length-sorted batching returns rows in input order, equal to one passage at a time."""
+    clf = OnnxThemeClassifier.load(toy_onnx_model, batch_size=batch_size)
+    batch = clf.predict_proba(TEXTS)
+    single = np.vstack([clf.predict_proba([t]) for t in TEXTS])
+    np.testing.assert_allclose(batch, single, atol=1e-6)
+
+
+def test_encoder_missing_file_names_it(toy_onnx_model):
+    """A folder without its head says which file is missing."""
+    (toy_onnx_model / HEAD_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="head.json"):
+        OnnxThemeClassifier.load(toy_onnx_model)
+
+
+def test_encoder_head_shape_mismatch_is_refused(toy_onnx_model):
+    """A head whose thresholds do not match its themes is refused with the field named."""
+    path = toy_onnx_model / HEAD_FILE
+    head = json.loads(path.read_text())
+    head["thresholds"] = [0.5]
+    path.write_text(json.dumps(head))
+    with pytest.raises(ValueError, match="thresholds"):
+        OnnxThemeClassifier.load(toy_onnx_model)
