@@ -199,9 +199,9 @@ def classify_with_cache(
         batch = []
     scores_out: list[PassageScores] = []
     explanations_out: dict[tuple[str, str], list[str]] = {}
-    for document in documents:
-        if document.doc_id in by_doc:
-            doc_scores, doc_explanations = by_doc[document.doc_id]
+    for doc_id in dict.fromkeys(d.doc_id for d in documents):
+        if doc_id in by_doc:
+            doc_scores, doc_explanations = by_doc[doc_id]
             scores_out.extend(doc_scores)
             explanations_out.update(doc_explanations)
     return scores_out, explanations_out, classified
@@ -306,8 +306,9 @@ def run_pipeline(
     timings["segment_s"] = LAST_TIMINGS.get("segment_s", 0.0)
     timings["read_s"] = time.perf_counter() - t_start - timings["segment_s"]
     documents = [read[f][0] for f in files]
-    passages = [p for f in files for p in read[f][1]]
+    # Files with the same content are one document: their passages (and predictions) once.
     passages_of = {read[f][0].doc_id: read[f][1] for f in files}
+    passages = [p for doc_passages in passages_of.values() for p in doc_passages]
 
     t0 = time.perf_counter()
     loaded = LazyModel(model)

@@ -258,7 +258,7 @@ def render_report(
                                   if len(aggregates.boilerplate) else None)
     ok_docs = documents[documents["status"] == "ok"]
     anchors = _Anchors(list(documents["doc_id"]))
-    doc_info = documents.set_index("doc_id")
+    doc_info = documents.drop_duplicates("doc_id").set_index("doc_id")  # copies: one entry
     present = aggregates.document_themes[aggregates.document_themes["present"]]
     present_docs = {t: list(g["doc_id"]) for t, g in present.groupby("theme")}
 
