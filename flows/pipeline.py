@@ -105,7 +105,7 @@ def read_document(
 
     document = ingest.ingest_with_timeout(path, settings)
     document.file = str(path.relative_to(corpus))
-    passages = segment.segment(document)
+    passages = segment.segment(document, SEGMENT)
     store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
     return document, passages, False
 
@@ -141,7 +141,7 @@ def read_with_pool(
         group = todo[waiting.pop(first)]
         document.file = str(first.relative_to(corpus))
         t0 = time.perf_counter()
-        passages = segment.segment(document)
+        passages = segment.segment(document, SEGMENT)
         segment_s += time.perf_counter() - t0
         store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
         for path in group:
@@ -159,7 +159,8 @@ LAST_TIMINGS: dict[str, float] = {}
 # -- classifying ------------------------------------------------------------------------------
 
 def classify_with_cache(
-    loaded: Any, documents: list[Document], passages_of: dict[str, list[Passage]], cache_dir: Path
+    loaded: Any, documents: list[Document], passages_of: dict[str, list[Passage]], cache_dir: Path,
+    ingest_key: str = "",
 ) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]], int]:
     """Scores and explanations for every passage, classifying only documents whose predictions
     for this model and codebook are not cached; returns them and how many passages were classified.
@@ -167,12 +168,13 @@ def classify_with_cache(
     Each document's predictions are cached as soon as its batch is scored, so a run killed during
     classification keeps what it finished and the next run classifies the rest.
     """
-    key = store.predictions_key(loaded.version, codebook_hash())
+    key = store.predictions_key(loaded.version, codebook_hash(), ingest_key)
     by_doc: dict[str, tuple[list[PassageScores], dict]] = {}
     missing: list[str] = []
     for doc_id in dict.fromkeys(d.doc_id for d in documents if passages_of.get(d.doc_id)):
         cached = store.load_cached_predictions(cache_dir, doc_id, key)
-        if cached is None:
+        # Scores for other passages than this run's (a cache written by other code) are a miss.
+        if cached is None or [s.passage_id for s in cached[0]] != [p.passage_id for p in passages_of[doc_id]]:
             missing.append(doc_id)
         else:
             by_doc[doc_id] = cached
@@ -312,14 +314,15 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     loaded = LazyModel(model)
-    scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache)
+    ingest_key = store.cache_key(settings, SEGMENT)
+    scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
     log.info("Classified %d passage(s); %d taken from the prediction cache",
              classified, len(scores) - classified)
     timings["classify_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     documents_df = store.documents_frame(documents)
-    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash()), sections,
+    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash(), ingest_key), sections,
                             json.dumps(loaded.card.get("document_evaluation"), sort_keys=True, default=str))
     kept = kept_outputs(out_path, digest)
     if kept is not None:
