@@ -113,11 +113,13 @@ def read_document(
 def read_with_pool(
     files: list[Path], corpus: Path, cache_dir: Path, settings: IngestSettings, workers: int,
     on_done: Callable[[Path, Document, list[Passage], bool], None],
+    on_reading: Callable[[], None] | None = None,
 ) -> dict[Path, tuple[Document, list[Passage], bool]]:
     """Every file's Document and passages: from the cache, or read by ``ingest.ingest_many``'s pool
     of ``workers`` reader processes (its per-file timeout and reader recycling) and segmented here.
 
-    Files with the same content are read once. ``on_done`` is called as each file finishes.
+    Files with the same content are read once. ``on_done`` is called as each file finishes;
+    ``on_reading`` once before the readers start, when any file is not cached.
     Returns ``{path: (document, passages, was_cached)}`` with the seconds spent segmenting under
     the key ``"segment_s"`` of :data:`LAST_TIMINGS`.
     """
@@ -132,6 +134,8 @@ def read_with_pool(
             todo.setdefault(doc_id or f"unreadable:{path}", []).append(path)
     waiting = {paths[0]: key for key, paths in todo.items()}
     if waiting:  # spaCy takes seconds to import; a run with nothing new to read skips it
+        if on_reading is not None:
+            on_reading()
         from themes import segment
     segment_s = 0.0
     for document in ingest.ingest_many(list(waiting), workers=workers, settings=settings):
@@ -296,6 +300,7 @@ def run_pipeline(
                  document.pages or 0, len(doc_passages), " (cached)" if was_cached else "")
         _notify(Progress(done, len(files), pages_read, document, was_cached))
 
+    loaded = LazyModel(model)
     LAST_TIMINGS.clear()
     if reader == "tasks":
         futures = [read_document.submit(f, corpus_path, cache, settings) for f in files]
@@ -304,7 +309,9 @@ def run_pipeline(
             read[f] = future.result()
             on_done(f, *read[f])
     else:
-        read = read_with_pool(files, corpus_path, cache, settings, workers or default_workers(), on_done)
+        # New documents will need the classifier: load it while the reader processes work.
+        read = read_with_pool(files, corpus_path, cache, settings, workers or default_workers(), on_done,
+                              on_reading=loaded.prefetch)
     timings["segment_s"] = LAST_TIMINGS.get("segment_s", 0.0)
     timings["read_s"] = time.perf_counter() - t_start - timings["segment_s"]
     documents = [read[f][0] for f in files]
@@ -313,7 +320,6 @@ def run_pipeline(
     passages = [p for doc_passages in passages_of.values() for p in doc_passages]
 
     t0 = time.perf_counter()
-    loaded = LazyModel(model)
     ingest_key = store.cache_key(settings, SEGMENT)
     scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
     log.info("Classified %d passage(s); %d taken from the prediction cache",
