@@ -90,4 +90,4 @@ def test_registry_prefetch_of_a_refused_file_raises_where_the_model_is_used(tmp_
     lazy = LazyModel(str(folder))
     lazy.prefetch()  # does not raise in the run's thread
     with pytest.raises(ValueError, match="not a skops model file"):
-        lazy.model
+        _ = lazy.model

@@ -8,7 +8,7 @@ aside before counting.
 Method: each passage becomes the set of its word 5-shingles (lower-cased; paragraph number,
 punctuation and the letter of pseudonyms such as "Child D" removed). MinHash signatures (universal hashing over a Mersenne prime, numpy only)
 are banded for locality-sensitive hashing to find candidate pairs; every candidate pair is then
-checked with the exact Jaccard similarity of the shingle sets, so LSH only decides which pairs are
+checked with the exact Jaccard similarity of the shingle sets (compared as their CRC-32 values), so LSH only decides which pairs are
 looked at. Pairs at or above the threshold are joined into clusters (single linkage). A cluster
 that spans at least ``min_documents`` documents is boilerplate, and all of its passages are dropped.
 
@@ -133,6 +133,25 @@ def minhash(shingle_set: set[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
 
 
+def _shingle_hashes(text: str, k: int) -> np.ndarray:
+    """The CRC-32 values of a passage's ``k``-word shingles, sorted and unique."""
+    found = shingles(text, k)
+    return np.unique(np.fromiter((zlib.crc32(s.encode("utf-8")) for s in found), dtype=np.uint64,
+                                 count=len(found)))
+
+
+def _minhash_values(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`minhash` of shingles given as their CRC-32 values."""
+    return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
+
+
+def _jaccard_sorted(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`jaccard` of two sorted unique arrays."""
+    both = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - both
+    return both / union if union else 0.0
+
+
 def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
     pairs: set[tuple[int, int]] = set()
     for band in range(bands):
@@ -172,7 +191,9 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
     if missing:
         raise ValueError(f"passages lacks the column(s) {sorted(missing)} that de-duplication needs.")
     frame = passages.reset_index(drop=True)
-    sets = [shingles(str(t), settings.shingle_words) for t in frame["text"]]
+    # Each passage's shingles as sorted CRC-32 values (the hashes MinHash uses anyway): about 8 bytes
+    # a shingle instead of a Python string in a set, which was most of a large run's peak memory.
+    sets = [_shingle_hashes(str(t), settings.shingle_words) for t in frame["text"]]
     eligible = [i for i, s in enumerate(sets) if len(s) >= settings.min_shingles]
     if len(eligible) < 2:
         return DedupResult(kept=passages.copy(), settings=settings)
@@ -185,7 +206,7 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
     # copy with every other made the pairs grow with the square of the corpus.
     groups: dict[frozenset[str], list[int]] = {}
     for i in eligible:
-        groups.setdefault(frozenset(sets[i]), []).append(i)
+        groups.setdefault(sets[i].tobytes(), []).append(i)
     unique = list(groups.values())
     doc_sets = [set(docs[idx]) for idx in unique]
     for idx, doc_set in zip(unique, doc_sets):
@@ -195,10 +216,10 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
             best[idx] = 1.0
     if len(unique) >= 2:
         a, b = _hash_functions(settings.bands * settings.rows, settings.seed)
-        signatures = np.vstack([minhash(sets[idx[0]], a, b) for idx in unique])
+        signatures = np.vstack([_minhash_values(sets[idx[0]], a, b) for idx in unique])
         for x, y in _candidate_pairs(signatures, settings.bands, settings.rows):
             i, j = unique[x][0], unique[y][0]
-            similarity = jaccard(sets[i], sets[j])
+            similarity = _jaccard_sorted(sets[i], sets[j])
             if similarity < settings.threshold:
                 continue
             parent[_find(parent, i)] = _find(parent, j)
