@@ -107,7 +107,7 @@ def read_document(
     document.file = str(path.relative_to(corpus))
     passages = segment.segment(document, SEGMENT)
     store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
-    return document, passages, False
+    return replace(document, paragraphs=[]), passages, False
 
 
 def read_with_pool(
@@ -148,6 +148,9 @@ def read_with_pool(
         passages = segment.segment(document, SEGMENT)
         segment_s += time.perf_counter() - t0
         store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
+        # The passages carry the text from here on; a cached document holds no paragraphs either,
+        # and keeping them for the whole corpus doubled the text the parent holds.
+        document = replace(document, paragraphs=[])
         for path in group:
             copy = replace(document, file=str(path.relative_to(corpus)))
             results[path] = (copy, passages, False)
