@@ -197,11 +197,13 @@ def classify_with_cache(
         scores = score_passages(loaded.model, todo, loaded.version)
         classified += len(todo)
         by_passage = dict(zip((p.passage_id for p in todo), zip(scores, todo)))
+        # Explanations for every tagged (passage, theme) of the batch at once.
+        why = loaded.model.explain_many([p.text for p in todo], [s.themes for s in scores])
+        why_of = {p.passage_id: w for p, w in zip(todo, why)}
         for d in batch:
             doc_scores = [by_passage[p.passage_id][0] for p in passages_of[d]]
             explanations = {
-                (s.passage_id, t): loaded.model.explain(p.text, t)
-                for s, p in zip(doc_scores, passages_of[d]) for t in s.themes
+                (s.passage_id, t): why_of[s.passage_id][t] for s in doc_scores for t in s.themes
             }
             store.save_cached_predictions(cache_dir, d, key, doc_scores, explanations)
             by_doc[d] = (doc_scores, explanations)
