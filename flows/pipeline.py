@@ -327,6 +327,8 @@ def run_pipeline(
     t0 = time.perf_counter()
     ingest_key = store.cache_key(settings, SEGMENT)
     scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
+    themes = loaded.themes
+    loaded.release()  # the rest needs only the card and the theme list
     log.info("Classified %d passage(s); %d taken from the prediction cache",
              classified, len(scores) - classified)
     timings["classify_s"] = time.perf_counter() - t0
@@ -345,7 +347,6 @@ def run_pipeline(
     else:
         passages_df = store.passages_frame(passages)
         predictions_df = store.predictions_frame(scores)
-        themes = loaded.themes
         boilerplate = dedup.find_boilerplate(passages_df)
         log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
         # The card's presence rule and the error rates measured under it on its held-out document

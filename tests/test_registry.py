@@ -91,3 +91,17 @@ def test_registry_prefetch_of_a_refused_file_raises_where_the_model_is_used(tmp_
     lazy.prefetch()  # does not raise in the run's thread
     with pytest.raises(ValueError, match="not a skops model file"):
         _ = lazy.model
+
+
+def test_registry_released_model_is_freed_and_loads_again_when_used():
+    import gc
+    import weakref
+
+    from themes.registry import LazyModel
+
+    lazy = LazyModel(None)
+    first = weakref.ref(lazy.model)
+    lazy.release()
+    gc.collect()
+    assert first() is None  # nothing else holds the ~200 MB classifier
+    assert lazy.model.themes_ == lazy.themes

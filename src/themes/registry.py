@@ -345,6 +345,14 @@ class LazyModel:
         self._loading = threading.Thread(target=load, name="themes-model-load", daemon=True)
         self._loading.start()
 
+    def release(self) -> None:
+        """Drop the loaded classifier (about 200 MB; loaded again if used again): the run's
+        aggregation and report do not need it, and they are where its memory peaks."""
+        if self._loading is not None:
+            self._loading.join()
+            self._loading, self._error = None, None
+        self._loaded = None
+
     @property
     def model(self) -> ThemeClassifier:
         if self._loading is not None:
