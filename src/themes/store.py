@@ -240,7 +240,9 @@ def save_cached_predictions(
 ) -> None:
     """Cache one document's passage scores and explanations (written atomically)."""
     payload = {
-        "scores": [dataclasses.asdict(s) for s in scores],
+        # Plain dicts by hand: dataclasses.asdict deep-copies every score and took seconds a corpus.
+        "scores": [{"passage_id": s.passage_id, "scores": s.scores, "themes": s.themes,
+                    "model_version": s.model_version} for s in scores],
         "explanations": [[pid, theme, terms] for (pid, theme), terms in explanations.items()],
     }
     atomic_write_text(predictions_path(cache_dir, doc_id, key), json.dumps(payload))
