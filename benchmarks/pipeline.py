@@ -157,7 +157,7 @@ def projection(one: dict, two: dict | None, rerun: dict) -> dict[str, Any]:
 
 
 def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: dict,
-                dask: dict | None, proj: dict) -> str:
+                dask: dict | None, proj: dict, add_one_np: dict | None = None) -> str:
     lines = [
         "# Pipeline benchmark: `themes run` end to end",
         "",
@@ -213,6 +213,19 @@ def to_markdown(info: dict, bare: dict, runs: list[dict], rerun: dict, add_one: 
         f"corpus: {add_one['wall_s']:.1f} s with Prefect ({add_one['passages_classified']} passages "
         f"classified); that PDF alone takes {add_one['bare_s']:.1f} s in the bare pdfplumber loop, "
         f"so the overhead beyond reading it is {add_one['wall_s'] - add_one['bare_s']:.1f} s."),
+    ]
+    if add_one_np:
+        lines += ["", (
+            f"Adding another (`{add_one_np['file']}`, {add_one_np['pdf_pages']} pages) with `--no-prefect`: "
+            f"{add_one_np['wall_s']:.1f} s ({add_one_np['passages_classified']} passages classified; "
+            f"bare reading {add_one_np['bare_s']:.1f} s, overhead "
+            f"{add_one_np['wall_s'] - add_one_np['bare_s']:.1f} s).")]
+    for label, a in (("flow", add_one), ("--no-prefect", add_one_np)):
+        if a and a.get("timings"):
+            stages = "/".join(f"{a['timings'][k]:.1f}" for k in ("read_s", "segment_s", "classify_s",
+                                                                 "aggregate_s", "report_s"))
+            lines += ["", f"Add one ({label}), stages s (read/segment/classify/aggregate/report): {stages}."]
+    lines += [
         "",
         "## Scale-out",
         "",
@@ -271,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         d = json.loads(args.render.read_text())
         d["projection"]["workers"] = {int(k): v for k, v in d["projection"]["workers"].items()}
         markdown = to_markdown(d["info"], d["bare"], d["runs"], d["rerun"], d["add_one"], d["dask"],
-                               d["projection"])
+                               d["projection"], d.get("add_one_no_prefect"))
         (args.out / "pipeline.md").write_text(markdown, encoding="utf-8")
         print(markdown)
         return 0
@@ -284,13 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = all_files[: args.limit] if args.limit else all_files
     counts = page_counts(files)
     pages = sum(counts.values())
-    # The last file is held out of the first runs, to be added to the processed corpus later.
-    base, spare = files[:-1], files[-1]
+    # The last two files are held out of the first runs, to be added to the processed corpus later
+    # (one with the Prefect flow, one with --no-prefect).
+    base, spares = files[:-2], files[-2:]
     info = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
             "load_before": _load(), "corpus": str(corpus), "corpus_files": len(all_files),
-            "files": len(base), "pages": pages - counts[spare.name],
+            "files": len(base), "pages": pages - sum(counts[s.name] for s in spares),
             "command": "python benchmarks/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    print(f"{len(base)} files (+1 to add), {info['pages']} pages; load {info['load_before']}", flush=True)
+    print(f"{len(base)} files (+2 to add), {info['pages']} pages; load {info['load_before']}", flush=True)
     workers = [int(w) for w in args.workers.split(",")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_DIR / "src"), str(PROJECT_DIR),
                                                          os.environ.get("PYTHONPATH", "")])}
@@ -315,29 +329,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         rerun = {"prefect": themes_run(link, out, "--workers", str(workers[-1]), env=env),
                  "no_prefect": themes_run(link, out, "--workers", str(workers[-1]), "--no-prefect", env=env)}
         print(f"re-runs: {[(k, round(v['wall_s'], 1)) for k, v in rerun.items()]}", flush=True)
-        spare_bare = run_mode_in_child("bare", [spare], counts[spare.name], 1)
-        (link / spare.name).symlink_to(spare.resolve())
-        added = themes_run(link, out, "--workers", str(workers[-1]), env=env)
-        add_one = {"file": spare.name, "pdf_pages": counts[spare.name], "bare_s": spare_bare.wall_s,
-                   "wall_s": added["wall_s"], "passages_classified": added["passages_classified"],
-                   "pages_read": added["pages_read"]}
-        print(f"add one: {add_one}", flush=True)
-        (link / spare.name).unlink()
+        adds = []
+        for spare, extra in zip(spares, ([], ["--no-prefect"])):
+            spare_bare = run_mode_in_child("bare", [spare], counts[spare.name], 1)
+            (link / spare.name).symlink_to(spare.resolve())
+            added = themes_run(link, out, "--workers", str(workers[-1]), *extra, env=env)
+            adds.append({"file": spare.name, "pdf_pages": counts[spare.name], "bare_s": spare_bare.wall_s,
+                         "wall_s": added["wall_s"], "passages_classified": added["passages_classified"],
+                         "pages_read": added["pages_read"], "timings": added["timings"],
+                         "prefect": not extra})
+            print(f"add one: {adds[-1]}", flush=True)
+        add_one, add_one_np = adds
+        for spare in spares:
+            (link / spare.name).unlink()
         dask = None
         if not args.no_dask:
-            dask = scale_out(link, tmp / "out-dask")
-            dask["label"] = "themes run --dask-address (LocalCluster, 2 workers)"
-            print(f"dask: {dask['wall_s']:.1f} s", flush=True)
+            try:
+                dask = scale_out(link, tmp / "out-dask")
+            except Exception as exc:  # noqa: BLE001 - keep the hour of measurements above
+                print(f"dask scale-out failed: {exc}", flush=True)
+                info["dask_error"] = str(exc)[-2000:]
+            else:
+                dask["label"] = "themes run --dask-address (LocalCluster, 2 workers)"
+                print(f"dask: {dask['wall_s']:.1f} s", flush=True)
     one = next((r for r in runs if "--workers" in r["args"] and r["args"][1] == "1"), runs[0])
     two = next((r for r in runs if r["args"][1] == "2"), None)
     proj = projection(one, two if two is not one else None, rerun["no_prefect"])
     info["load_after"] = _load()
-    markdown = to_markdown(info, bare, runs, rerun, add_one, dask, proj)
+    markdown = to_markdown(info, bare, runs, rerun, add_one, dask, proj, add_one_np)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline.md").write_text(markdown, encoding="utf-8")
     (args.out / "pipeline.json").write_text(json.dumps(
-        {"info": info, "bare": bare, "runs": runs, "rerun": rerun, "add_one": add_one, "dask": dask,
-         "projection": proj}, indent=1, default=str), encoding="utf-8")
+        {"info": info, "bare": bare, "runs": runs, "rerun": rerun, "add_one": add_one,
+         "add_one_no_prefect": add_one_np, "dask": dask, "projection": proj}, indent=1, default=str),
+        encoding="utf-8")
     print(markdown)
     return 0
 

@@ -105,19 +105,21 @@ def read_document(
 
     document = ingest.ingest_with_timeout(path, settings)
     document.file = str(path.relative_to(corpus))
-    passages = segment.segment(document)
+    passages = segment.segment(document, SEGMENT)
     store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
-    return document, passages, False
+    return replace(document, paragraphs=[]), passages, False
 
 
 def read_with_pool(
     files: list[Path], corpus: Path, cache_dir: Path, settings: IngestSettings, workers: int,
     on_done: Callable[[Path, Document, list[Passage], bool], None],
+    on_reading: Callable[[], None] | None = None,
 ) -> dict[Path, tuple[Document, list[Passage], bool]]:
     """Every file's Document and passages: from the cache, or read by ``ingest.ingest_many``'s pool
     of ``workers`` reader processes (its per-file timeout and reader recycling) and segmented here.
 
-    Files with the same content are read once. ``on_done`` is called as each file finishes.
+    Files with the same content are read once. ``on_done`` is called as each file finishes;
+    ``on_reading`` once before the readers start, when any file is not cached.
     Returns ``{path: (document, passages, was_cached)}`` with the seconds spent segmenting under
     the key ``"segment_s"`` of :data:`LAST_TIMINGS`.
     """
@@ -132,6 +134,8 @@ def read_with_pool(
             todo.setdefault(doc_id or f"unreadable:{path}", []).append(path)
     waiting = {paths[0]: key for key, paths in todo.items()}
     if waiting:  # spaCy takes seconds to import; a run with nothing new to read skips it
+        if on_reading is not None:
+            on_reading()
         from themes import segment
     segment_s = 0.0
     for document in ingest.ingest_many(list(waiting), workers=workers, settings=settings):
@@ -141,9 +145,12 @@ def read_with_pool(
         group = todo[waiting.pop(first)]
         document.file = str(first.relative_to(corpus))
         t0 = time.perf_counter()
-        passages = segment.segment(document)
+        passages = segment.segment(document, SEGMENT)
         segment_s += time.perf_counter() - t0
         store.save_cached(cache_dir, document, passages, store.cache_key(settings, SEGMENT))
+        # The passages carry the text from here on; a cached document holds no paragraphs either,
+        # and keeping them for the whole corpus doubled the text the parent holds.
+        document = replace(document, paragraphs=[])
         for path in group:
             copy = replace(document, file=str(path.relative_to(corpus)))
             results[path] = (copy, passages, False)
@@ -159,7 +166,8 @@ LAST_TIMINGS: dict[str, float] = {}
 # -- classifying ------------------------------------------------------------------------------
 
 def classify_with_cache(
-    loaded: Any, documents: list[Document], passages_of: dict[str, list[Passage]], cache_dir: Path
+    loaded: Any, documents: list[Document], passages_of: dict[str, list[Passage]], cache_dir: Path,
+    ingest_key: str = "",
 ) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]], int]:
     """Scores and explanations for every passage, classifying only documents whose predictions
     for this model and codebook are not cached; returns them and how many passages were classified.
@@ -167,12 +175,13 @@ def classify_with_cache(
     Each document's predictions are cached as soon as its batch is scored, so a run killed during
     classification keeps what it finished and the next run classifies the rest.
     """
-    key = store.predictions_key(loaded.version, codebook_hash())
+    key = store.predictions_key(loaded.version, codebook_hash(), ingest_key)
     by_doc: dict[str, tuple[list[PassageScores], dict]] = {}
     missing: list[str] = []
     for doc_id in dict.fromkeys(d.doc_id for d in documents if passages_of.get(d.doc_id)):
         cached = store.load_cached_predictions(cache_dir, doc_id, key)
-        if cached is None:
+        # Scores for other passages than this run's (a cache written by other code) are a miss.
+        if cached is None or [s.passage_id for s in cached[0]] != [p.passage_id for p in passages_of[doc_id]]:
             missing.append(doc_id)
         else:
             by_doc[doc_id] = cached
@@ -188,20 +197,22 @@ def classify_with_cache(
         scores = score_passages(loaded.model, todo, loaded.version)
         classified += len(todo)
         by_passage = dict(zip((p.passage_id for p in todo), zip(scores, todo)))
+        # Explanations for every tagged (passage, theme) of the batch at once.
+        why = loaded.model.explain_many([p.text for p in todo], [s.themes for s in scores])
+        why_of = {p.passage_id: w for p, w in zip(todo, why)}
         for d in batch:
             doc_scores = [by_passage[p.passage_id][0] for p in passages_of[d]]
             explanations = {
-                (s.passage_id, t): loaded.model.explain(p.text, t)
-                for s, p in zip(doc_scores, passages_of[d]) for t in s.themes
+                (s.passage_id, t): why_of[s.passage_id][t] for s in doc_scores for t in s.themes
             }
             store.save_cached_predictions(cache_dir, d, key, doc_scores, explanations)
             by_doc[d] = (doc_scores, explanations)
         batch = []
     scores_out: list[PassageScores] = []
     explanations_out: dict[tuple[str, str], list[str]] = {}
-    for document in documents:
-        if document.doc_id in by_doc:
-            doc_scores, doc_explanations = by_doc[document.doc_id]
+    for doc_id in dict.fromkeys(d.doc_id for d in documents):
+        if doc_id in by_doc:
+            doc_scores, doc_explanations = by_doc[doc_id]
             scores_out.extend(doc_scores)
             explanations_out.update(doc_explanations)
     return scores_out, explanations_out, classified
@@ -294,6 +305,7 @@ def run_pipeline(
                  document.pages or 0, len(doc_passages), " (cached)" if was_cached else "")
         _notify(Progress(done, len(files), pages_read, document, was_cached))
 
+    loaded = LazyModel(model)
     LAST_TIMINGS.clear()
     if reader == "tasks":
         futures = [read_document.submit(f, corpus_path, cache, settings) for f in files]
@@ -302,23 +314,28 @@ def run_pipeline(
             read[f] = future.result()
             on_done(f, *read[f])
     else:
-        read = read_with_pool(files, corpus_path, cache, settings, workers or default_workers(), on_done)
+        # New documents will need the classifier: load it while the reader processes work.
+        read = read_with_pool(files, corpus_path, cache, settings, workers or default_workers(), on_done,
+                              on_reading=loaded.prefetch)
     timings["segment_s"] = LAST_TIMINGS.get("segment_s", 0.0)
     timings["read_s"] = time.perf_counter() - t_start - timings["segment_s"]
     documents = [read[f][0] for f in files]
-    passages = [p for f in files for p in read[f][1]]
+    # Files with the same content are one document: their passages (and predictions) once.
     passages_of = {read[f][0].doc_id: read[f][1] for f in files}
+    passages = [p for doc_passages in passages_of.values() for p in doc_passages]
 
     t0 = time.perf_counter()
-    loaded = LazyModel(model)
-    scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache)
+    ingest_key = store.cache_key(settings, SEGMENT)
+    scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
+    themes = loaded.themes
+    loaded.release()  # the rest needs only the card and the theme list
     log.info("Classified %d passage(s); %d taken from the prediction cache",
              classified, len(scores) - classified)
     timings["classify_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     documents_df = store.documents_frame(documents)
-    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash()), sections,
+    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash(), ingest_key), sections,
                             json.dumps(loaded.card.get("document_evaluation"), sort_keys=True, default=str))
     kept = kept_outputs(out_path, digest)
     if kept is not None:
@@ -330,7 +347,6 @@ def run_pipeline(
     else:
         passages_df = store.passages_frame(passages)
         predictions_df = store.predictions_frame(scores)
-        themes = loaded.themes
         boilerplate = dedup.find_boilerplate(passages_df)
         log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
         # The card's presence rule and the error rates measured under it on its held-out document

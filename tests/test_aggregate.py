@@ -318,3 +318,29 @@ def test_aggregate_without_a_document_evaluation_counts_uncorrected_and_says_so(
     assert result.prevalence["adjusted_share"].isna().all()
     assert result.prevalence["adjusted_note"].str.startswith("not corrected").all()
     assert result.settings["corrected_with"].startswith("none")
+
+
+def test_aggregate_files_with_the_same_content_count_as_one_document():
+    # Two file names, one content hash (a report saved twice): documents.csv keeps both rows, but
+    # the document is counted once, so a share never exceeds 1 and its interval stays in [0, 1].
+    documents = pd.DataFrame({
+        "doc_id": ["a", "a", "b"], "file": ["a.pdf", "a copy.pdf", "b.pdf"], "status": ["ok"] * 3,
+        "year": [2020, 2020, 2020], "area": ["X", "X", "Y"], "review_type": ["LCSPR"] * 3,
+    })
+    passages = pd.DataFrame({"passage_id": ["a1", "a2", "b1"], "doc_id": ["a", "a", "b"]})
+    predictions = pd.DataFrame({
+        "passage_id": ["a1", "a2", "b1"], "theme": ["t"] * 3,
+        "score": [0.9, 0.8, 0.1], "tagged": [True, True, False], "model_version": "m",
+    })
+    result = aggregate(documents, passages, predictions, ["t"])
+    row = result.prevalence.iloc[0]
+    assert (row.n_documents, row.n_present) == (2, 1)
+    assert 0.0 <= row.ci_low <= row.share <= row.ci_high <= 1.0
+    by_year = result.breakdowns.query("by == 'year'").set_index("group")
+    assert (by_year.loc["2020", "n_documents"], by_year.loc["2020", "n_present"]) == (2, 1)
+    assert len(result.document_themes) == 2
+
+
+def test_aggregate_wilson_refuses_more_successes_than_trials():
+    with pytest.raises(ValueError, match="3 of 2"):
+        wilson_interval(3, 2)

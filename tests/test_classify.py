@@ -233,3 +233,14 @@ def test_classify_cli_contract(tmp_path):
     for r in records:
         assert set(CORE_THEMES) <= set(r["scores"]) and all(0 <= v <= 1 for v in r["scores"].values())
         assert set(r["themes"]) <= set(r["scores"])
+
+
+def test_classify_explain_many_equals_explain_one_at_a_time():
+    # The run explains every tagged passage in one batch; it must say what explain says, for the
+    # default model (rule features, calibrated folds) and for passages with no theme.
+    model = load_model(None).model
+    texts = [t for t, _ in TEXTS]
+    themes = [list(model.themes_[i % 3 : i % 3 + 2]) if i % 4 else [] for i in range(len(texts))]
+    batch = model.explain_many(texts, themes)
+    assert batch == [{t: model.explain(text, t) for t in wanted} for text, wanted in zip(texts, themes)]
+    assert any(terms for row in batch for terms in row.values())

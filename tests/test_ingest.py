@@ -371,6 +371,26 @@ def _crashing_ingest(path: Path, settings: object) -> Document:
     os._exit(3)
 
 
+def _marking_ingest(path: Path, settings: object) -> Document:
+    """Leaves ``<name>.started`` beside the file when a reader begins it."""
+    path.with_suffix(".started").touch()
+    return ingest_pdf(path)
+
+
+def test_ingest_many_reader_starts_the_next_file_before_the_caller_gets_this_one(tmp_path: Path) -> None:
+    # While the caller segments and caches one document, its reader must already be reading the
+    # next: otherwise every document's handling in the parent leaves a core idle.
+    paths = [shutil.copy(DATA / name, tmp_path / name) for name in ("numbered.pdf", "table.pdf")]
+    docs = ingest_many([Path(p) for p in paths], workers=1, func=_marking_ingest)
+    assert next(docs).file == "numbered.pdf"
+    marker = tmp_path / "table.started"
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the generator is not advanced: only the reader can make the marker
+    assert marker.exists()
+    assert next(docs).status == "ok"
+
+
 def test_ingest_with_timeout_reports_a_crashed_worker() -> None:
     doc = ingest_with_timeout(DATA / "numbered.pdf", func=_crashing_ingest)
     _assert_one_sentence_error(doc, "numbered.pdf", "reader_crashed")
@@ -411,15 +431,15 @@ def test_ingest_many_hung_worker_does_not_stall_the_rest(tmp_path: Path) -> None
     assert docs[-1].file == "slow.pdf"
 
 
-def test_ingest_many_replaces_an_idle_reader_that_died_between_files() -> None:
-    # The OOM killer or a user can kill a reader while it waits for its next file; that file
-    # must still be read, not reported as broken.
+def test_ingest_many_a_reader_killed_between_files_does_not_lose_the_next_one() -> None:
+    # The OOM killer or a user can kill a reader just after it handed a file back (it has already
+    # started the next one); that file must still be read, not reported as broken.
     import psutil
 
     docs = ingest_many([DATA / "numbered.pdf", DATA / "table.pdf"], workers=1)
     first = next(docs)
     readers = [c for c in psutil.Process().children() if "_worker_main" in " ".join(c.cmdline())]
-    assert readers, "the reader process should wait, idle, for the next file"
+    assert readers, "the reader process should be working on the next file"
     for reader in readers:
         reader.kill()
     psutil.wait_procs(readers, timeout=10)

@@ -119,3 +119,32 @@ def test_prediction_cache_unchanged_rerun_keeps_outputs_and_rebuilds_a_missing_o
     fourth = run(str(corpus), str(out), workers=2, prefect=False)
     assert not fourth["outputs_kept"]
     assert "renamed.pdf" in set(pd.read_csv(out / "documents.csv")["file"])
+
+
+def test_prediction_cache_a_copied_file_is_one_document_in_the_counts(corpus, tmp_path):
+    shutil.copy2(corpus / FILES[0], corpus / "copy of the first.pdf")
+    out = tmp_path / "out"
+    result = run(str(corpus), str(out), workers=2, prefect=False)
+    documents = pd.read_csv(out / "documents.csv")
+    assert len(documents) == len(FILES) + 1  # every input file keeps its row
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert not predictions.duplicated(["passage_id", "theme"]).any()
+    assert result["passages"] == predictions["passage_id"].nunique()
+    for row in result["prevalence"]:
+        assert row["n_documents"] == len(FILES)
+        assert 0 <= row["ci_low"] <= row["share"] <= row["ci_high"] <= 1
+
+
+def test_prediction_cache_changed_segment_settings_reclassify_the_new_passages(corpus, tmp_path, monkeypatch):
+    import flows.pipeline as pipeline_module
+    from themes.config import SegmentSettings
+
+    out = tmp_path / "out"
+    first = run(str(corpus), str(out), workers=2, prefect=False)
+    monkeypatch.setattr(pipeline_module, "SEGMENT", SegmentSettings(max_chars=200))
+    second = run(str(corpus), str(out), workers=2, prefect=False)
+    assert second["passages"] != first["passages"]  # shorter passages: other passages
+    assert second["passages_classified"] == second["passages"]
+    passages = pd.read_parquet(out / "passages.parquet")
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert set(predictions["passage_id"]) == set(passages["passage_id"])

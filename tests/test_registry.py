@@ -69,3 +69,39 @@ def test_registry_refuses_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / MODEL_FILE).write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a skops model file"):
         load_model(tmp_path)
+
+
+def test_registry_prefetched_model_predicts_like_a_loaded_one():
+    from themes.registry import LazyModel
+
+    lazy = LazyModel(None)
+    lazy.prefetch()
+    texts = ["The school was not told that the child had stopped attending."]
+    np.testing.assert_allclose(lazy.model.predict_proba(texts), load_model(None).model.predict_proba(texts))
+
+
+def test_registry_prefetch_of_a_refused_file_raises_where_the_model_is_used(tmp_path):
+    from themes.registry import CARD_JSON, LazyModel
+
+    folder = tmp_path / "bad-model"
+    folder.mkdir()
+    (folder / CARD_JSON).write_text('{"version": "bad-model"}')
+    (folder / MODEL_FILE).write_bytes(b"not a zip file")
+    lazy = LazyModel(str(folder))
+    lazy.prefetch()  # does not raise in the run's thread
+    with pytest.raises(ValueError, match="not a skops model file"):
+        _ = lazy.model
+
+
+def test_registry_released_model_is_freed_and_loads_again_when_used():
+    import gc
+    import weakref
+
+    from themes.registry import LazyModel
+
+    lazy = LazyModel(None)
+    first = weakref.ref(lazy.model)
+    lazy.release()
+    gc.collect()
+    assert first() is None  # nothing else holds the ~200 MB classifier
+    assert lazy.model.themes_ == lazy.themes

@@ -39,6 +39,9 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """The Wilson score interval for ``k`` successes in ``n`` trials; (0, 1) when ``n`` is 0."""
     if n == 0:
         return 0.0, 1.0
+    if not 0 <= k <= n:
+        raise ValueError(f"Wilson interval of {k} of {n}: successes must lie between 0 and the "
+                         "number of trials (is a document counted twice?).")
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -386,7 +389,8 @@ def document_themes(
             a theme.
     """
     rule = rule or PresenceRule.count(min_passages)
-    ok_docs = documents.loc[documents["status"] == "ok", "doc_id"]
+    # Files with the same content share a doc_id (the content hash): one document, counted once.
+    ok_docs = documents.loc[documents["status"] == "ok", "doc_id"].drop_duplicates()
     grid = pd.MultiIndex.from_product([ok_docs, list(themes)], names=["doc_id", "theme"]).to_frame(index=False)
     joined = predictions.merge(passages[["passage_id", "doc_id"]], on="passage_id")
     features = feature_table(joined) if len(joined) else pd.DataFrame(columns=["doc_id", "theme", *FEATURE_COLUMNS])
@@ -600,7 +604,7 @@ def _group_label(value: object) -> str:
 def breakdowns(doc_themes: pd.DataFrame, documents: pd.DataFrame,
                by: Sequence[str] = ("year", "area", "review_type")) -> pd.DataFrame:
     """Prevalence within each year, area and review type that the documents name."""
-    merged = doc_themes.merge(documents[["doc_id", *by]], on="doc_id")
+    merged = doc_themes.merge(documents[["doc_id", *by]].drop_duplicates("doc_id"), on="doc_id")
     parts = []
     for key in by:
         known = merged[merged[key].notna()]

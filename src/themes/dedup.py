@@ -8,7 +8,7 @@ aside before counting.
 Method: each passage becomes the set of its word 5-shingles (lower-cased; paragraph number,
 punctuation and the letter of pseudonyms such as "Child D" removed). MinHash signatures (universal hashing over a Mersenne prime, numpy only)
 are banded for locality-sensitive hashing to find candidate pairs; every candidate pair is then
-checked with the exact Jaccard similarity of the shingle sets, so LSH only decides which pairs are
+checked with the exact Jaccard similarity of the shingle sets (compared as their CRC-32 values), so LSH only decides which pairs are
 looked at. Pairs at or above the threshold are joined into clusters (single linkage). A cluster
 that spans at least ``min_documents`` documents is boilerplate, and all of its passages are dropped.
 
@@ -133,6 +133,25 @@ def minhash(shingle_set: set[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
 
 
+def _shingle_hashes(text: str, k: int) -> np.ndarray:
+    """The CRC-32 values of a passage's ``k``-word shingles, sorted and unique."""
+    found = shingles(text, k)
+    return np.unique(np.fromiter((zlib.crc32(s.encode("utf-8")) for s in found), dtype=np.uint64,
+                                 count=len(found)))
+
+
+def _minhash_values(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`minhash` of shingles given as their CRC-32 values."""
+    return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
+
+
+def _jaccard_sorted(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`jaccard` of two sorted unique arrays."""
+    both = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - both
+    return both / union if union else 0.0
+
+
 def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
     pairs: set[tuple[int, int]] = set()
     for band in range(bands):
@@ -172,25 +191,42 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
     if missing:
         raise ValueError(f"passages lacks the column(s) {sorted(missing)} that de-duplication needs.")
     frame = passages.reset_index(drop=True)
-    sets = [shingles(str(t), settings.shingle_words) for t in frame["text"]]
+    # Each passage's shingles as sorted CRC-32 values (the hashes MinHash uses anyway): about 8 bytes
+    # a shingle instead of a Python string in a set, which was most of a large run's peak memory.
+    sets = [_shingle_hashes(str(t), settings.shingle_words) for t in frame["text"]]
     eligible = [i for i, s in enumerate(sets) if len(s) >= settings.min_shingles]
     if len(eligible) < 2:
         return DedupResult(kept=passages.copy(), settings=settings)
 
-    a, b = _hash_functions(settings.bands * settings.rows, settings.seed)
-    signatures = np.vstack([minhash(sets[i], a, b) for i in eligible])
     docs = frame["doc_id"].astype(str).to_numpy()
     parent = list(range(len(frame)))
     best = np.zeros(len(frame))  # best similarity to a passage in another document
-    for x, y in _candidate_pairs(signatures, settings.bands, settings.rows):
-        i, j = eligible[x], eligible[y]
-        similarity = jaccard(sets[i], sets[j])
-        if similarity < settings.threshold:
-            continue
-        parent[_find(parent, i)] = _find(parent, j)
-        if docs[i] != docs[j]:
-            best[i] = max(best[i], similarity)
-            best[j] = max(best[j], similarity)
+    # Passages with the same shingle set (template text repeated word for word) are one node: they
+    # are in one cluster at similarity 1, and LSH compares distinct texts only. Comparing every
+    # copy with every other made the pairs grow with the square of the corpus.
+    groups: dict[frozenset[str], list[int]] = {}
+    for i in eligible:
+        groups.setdefault(sets[i].tobytes(), []).append(i)
+    unique = list(groups.values())
+    doc_sets = [set(docs[idx]) for idx in unique]
+    for idx, doc_set in zip(unique, doc_sets):
+        for i in idx[1:]:
+            parent[_find(parent, i)] = _find(parent, idx[0])
+        if len(doc_set) > 1:
+            best[idx] = 1.0
+    if len(unique) >= 2:
+        a, b = _hash_functions(settings.bands * settings.rows, settings.seed)
+        signatures = np.vstack([_minhash_values(sets[idx[0]], a, b) for idx in unique])
+        for x, y in _candidate_pairs(signatures, settings.bands, settings.rows):
+            i, j = unique[x][0], unique[y][0]
+            similarity = _jaccard_sorted(sets[i], sets[j])
+            if similarity < settings.threshold:
+                continue
+            parent[_find(parent, i)] = _find(parent, j)
+            for mine, theirs in ((unique[x], doc_sets[y]), (unique[y], doc_sets[x])):
+                for k in mine:
+                    if len(theirs) > 1 or docs[k] not in theirs:
+                        best[k] = max(best[k], similarity)
 
     roots = np.array([_find(parent, i) for i in range(len(frame))])
     members: dict[int, list[int]] = {}
@@ -198,6 +234,11 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
         members.setdefault(int(root), []).append(i)
     dropped_rows, cluster_rows = [], []
     drop = np.zeros(len(frame), dtype=bool)
+    # Plain arrays: a .loc lookup per dropped passage took most of the time on a large corpus.
+    none = np.full(len(frame), None, dtype=object)
+    id_col, doc_col, text_col = (frame[c].to_numpy(dtype=object) for c in ("passage_id", "doc_id", "text"))
+    page_col = frame["page"].to_numpy(dtype=object) if "page" in frame else none
+    section_col = frame["section"].to_numpy(dtype=object) if "section" in frame else none
     # Number clusters in order of their first passage so the ids are stable for a given input.
     for root in sorted(members, key=lambda r: members[r][0]):
         idx = members[root]
@@ -205,21 +246,19 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
         if len(idx) < 2 or n_docs < settings.min_documents:
             continue
         cluster = len(cluster_rows) + 1
-        sections = sorted({str(s) for s in frame.loc[idx, "section"].dropna()}) if "section" in frame else []
+        sections = sorted({str(s) for s in section_col[idx] if not pd.isna(s)}) if "section" in frame else []
         cluster_rows.append({
             "cluster": cluster, "n_documents": n_docs, "n_passages": len(idx),
-            "sections": ", ".join(sections), "example": str(frame.loc[idx[0], "text"])[:200],
+            "sections": ", ".join(sections), "example": str(text_col[idx[0]])[:200],
         })
         reason = (f"near-duplicate (Jaccard >= {settings.threshold:.2f} on word {settings.shingle_words}-shingles) "
                   f"of text in {n_docs} documents")
         for i in idx:
             drop[i] = True
             dropped_rows.append({
-                "passage_id": frame.loc[i, "passage_id"], "doc_id": frame.loc[i, "doc_id"],
-                "page": frame.loc[i, "page"] if "page" in frame else None,
-                "section": frame.loc[i, "section"] if "section" in frame else None,
+                "passage_id": id_col[i], "doc_id": doc_col[i], "page": page_col[i], "section": section_col[i],
                 "cluster": cluster, "cluster_passages": len(idx), "n_documents": n_docs,
-                "max_jaccard": round(float(best[i]), 4), "reason": reason, "text": frame.loc[i, "text"],
+                "max_jaccard": round(float(best[i]), 4), "reason": reason, "text": text_col[i],
             })
     kept = passages.iloc[np.flatnonzero(~drop)].copy()
     return DedupResult(

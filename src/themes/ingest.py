@@ -1553,8 +1553,9 @@ def ingest_many(
     """Ingest files in worker processes, ``workers`` at a time, yielding Documents as they finish.
 
     A file still being read after ``settings.timeout_s`` seconds has its worker killed and comes
-    back as a ``timeout`` error; a file that crashes its worker comes back as ``corrupt``. Either
-    way the other files go on.
+    back as a ``timeout`` error; a file whose worker dies is tried once more on a fresh worker, and
+    comes back as ``reader_crashed`` if that one dies too. Either way the other files go on. A
+    worker is given its next file as soon as it hands one back, before the caller sees it.
 
     Args:
         paths: the PDF files.
@@ -1563,19 +1564,27 @@ def ingest_many(
         func: what a worker runs on each file, a picklable top-level function; ``ingest_pdf``.
     """
     pending = deque(Path(p) for p in paths)
+    retried: set[Path] = set()
     idle: list[_Worker] = []
     busy: list[_Worker] = []
     n_workers = max(1, int(workers))
+
+    def fill() -> Iterator[Document]:
+        """Start pending files on free readers; a file no reader will take comes back failed."""
+        while pending and len(busy) < n_workers:
+            path = pending.popleft()
+            started = _started(idle.pop() if idle else None, path, settings, func)
+            if started is None:
+                yield _failed(path, "reader_crashed", f"{path.name} could not be sent to a reader "
+                              "process (it exited at start).")  # fmt: skip
+                continue
+            busy.append(started)
+
     try:
         while pending or busy:
-            while pending and len(busy) < n_workers:
-                path = pending.popleft()
-                worker = _started(idle.pop() if idle else None, path, settings, func)
-                if worker is None:
-                    yield _failed(path, "reader_crashed", f"{path.name} could not be sent to a reader "
-                                  "process (it exited at start).")  # fmt: skip
-                    continue
-                busy.append(worker)
+            yield from fill()
+            if not busy:
+                continue
             wait_for = max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready = multiprocessing.connection.wait([w.proc.stdout for w in busy], wait_for)
             for worker in list(busy):
@@ -1587,10 +1596,21 @@ def ingest_many(
                         doc = _receive(worker.proc.stdout)
                     except (EOFError, OSError, pickle.UnpicklingError):
                         code = worker.proc.wait()
-                        doc = _failed(path, "reader_crashed", f"{path.name} crashed the reader "
-                                      f"process (exit code {code}).")  # fmt: skip
                         worker.path = None
                         worker.stop()
+                        busy.remove(worker)
+                        # A reader can die for reasons outside its file (the OOM killer, a user's
+                        # kill while it had just started the next file): one more try on a fresh one.
+                        if path not in retried:
+                            retried.add(path)
+                            pending.appendleft(path)
+                            yield from fill()
+                            continue
+                        doc = _failed(path, "reader_crashed", f"{path.name} crashed the reader "
+                                      f"process twice (exit code {code}).")  # fmt: skip
+                        yield from fill()
+                        yield doc
+                        continue
                 elif time.monotonic() >= worker.deadline:
                     worker.stop()
                     worker.path = None
@@ -1607,6 +1627,9 @@ def ingest_many(
                         worker.stop()
                     else:
                         idle.append(worker)
+                # Give the freed reader its next file before the caller gets this one: what the
+                # caller does with a document (segmenting, caching) must not leave a core idle.
+                yield from fill()
                 yield doc
     finally:
         for worker in busy + idle:

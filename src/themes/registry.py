@@ -9,6 +9,7 @@ refused before any of it is built.
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,9 +327,40 @@ class LazyModel:
         self.card: dict = json.loads(card_file.read_text()) if card_file.exists() else {}
         self.version: str = self.card.get("version", self.path.name)
         self._loaded: LoadedModel | None = None
+        self._loading: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def prefetch(self) -> None:
+        """Start loading the classifier in a background thread (a run that reads new documents
+        loads it while its reader processes work); :attr:`model` waits for it."""
+        if self._loaded is not None or self._loading is not None:
+            return
+
+        def load() -> None:
+            try:
+                self._loaded = load_model(self.path)
+            except BaseException as exc:  # noqa: BLE001 - raised again where the model is used
+                self._error = exc
+
+        self._loading = threading.Thread(target=load, name="themes-model-load", daemon=True)
+        self._loading.start()
+
+    def release(self) -> None:
+        """Drop the loaded classifier (about 200 MB; loaded again if used again): the run's
+        aggregation and report do not need it, and they are where its memory peaks."""
+        if self._loading is not None:
+            self._loading.join()
+            self._loading, self._error = None, None
+        self._loaded = None
 
     @property
     def model(self) -> ThemeClassifier:
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
         if self._loaded is None:
             self._loaded = load_model(self.path)
         return self._loaded.model

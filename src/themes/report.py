@@ -258,7 +258,7 @@ def render_report(
                                   if len(aggregates.boilerplate) else None)
     ok_docs = documents[documents["status"] == "ok"]
     anchors = _Anchors(list(documents["doc_id"]))
-    doc_info = documents.set_index("doc_id")
+    doc_info = documents.drop_duplicates("doc_id").set_index("doc_id")  # copies: one entry
     present = aggregates.document_themes[aggregates.document_themes["present"]]
     present_docs = {t: list(g["doc_id"]) for t, g in present.groupby("theme")}
 
@@ -289,11 +289,19 @@ def render_report(
          "Tagged passages"], prev_rows)
 
     # -- breakdowns: each number links to the list of documents behind it -----------------------
-    doc_themes = aggregates.document_themes.merge(documents[["doc_id", "year", "area", "review_type"]], on="doc_id")
+    doc_themes = aggregates.document_themes.merge(
+        documents[["doc_id", "year", "area", "review_type"]].drop_duplicates("doc_id"), on="doc_id")
+    present_themes = doc_themes[doc_themes["present"]]
+    # The documents behind each (by, group, theme), grouped once: filtering the whole table again
+    # for every row of the breakdown grew with the square of the corpus.
+    docs_behind: dict[tuple[str, str, str], list[str]] = {}
+    for by in aggregates.breakdowns["by"].unique():
+        key = present_themes[by].map(lambda v: "" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v))
+        for (group, theme), ids in present_themes.groupby([key, present_themes["theme"]])["doc_id"]:
+            docs_behind[(by, group, theme)] = list(ids)
     by_rows = []
     for r in aggregates.breakdowns.itertuples():
-        key = doc_themes[r.by].map(lambda v: "" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v))
-        docs = list(doc_themes.loc[(key == r.group) & (doc_themes["theme"] == r.theme) & doc_themes["present"], "doc_id"])
+        docs = docs_behind.get((r.by, r.group, r.theme), [])
         target = anchors.doc_set(r.theme, docs, f"{_label(r.theme, labels)} — {r.by} {r.group}")
         by_rows.append([html.escape(str(r.by)), html.escape(str(r.group)), _a(anchors.theme(r.theme), label(r.theme)),
                         _a(target, f"{r.n_present} / {r.n_documents}"),
@@ -343,8 +351,9 @@ def render_report(
     # -- evidence per theme --------------------------------------------------------------------
     tagged = predictions[predictions["tagged"].astype(bool)].merge(counted, on="passage_id")
     sections_html = []
+    tagged_of = {theme: dict(tuple(group.groupby("doc_id"))) for theme, group in tagged.groupby("theme")}
     for theme in themes:
-        rows = tagged[tagged["theme"] == theme]
+        rows_of = tagged_of.get(theme, {})
         docs = aggregates.document_themes[(aggregates.document_themes["theme"] == theme)
                                           & aggregates.document_themes["present"]].sort_values("max_score", ascending=False)
         blocks = []
@@ -352,7 +361,7 @@ def render_report(
             info = doc_info.loc[d.doc_id]
             meta = ", ".join(html.escape(str(v)) for v in (info.get("year"), info.get("area"), info.get("review_type"))
                              if not pd.isna(v))
-            mine = rows[rows["doc_id"] == d.doc_id].sort_values("score", ascending=False)
+            mine = rows_of.get(d.doc_id, tagged.iloc[:0]).sort_values("score", ascending=False)
             items = []
             for p in mine.head(PASSAGES_PER_DOCUMENT).itertuples():
                 why = (explanations or {}).get((p.passage_id, theme))
@@ -370,7 +379,7 @@ def render_report(
         body = "".join(blocks) if blocks else "<p>No counted passage was tagged with this theme.</p>"
         sections_html.append(
             f'<section id="{anchors.theme(theme)}"><h3>{label(theme)} <code>{html.escape(theme)}</code></h3>'
-            f'<p class="src">Present in {len(docs)} of {len(ok_docs)} documents; {len(rows)} tagged passage(s) '
+            f'<p class="src">Present in {len(docs)} of {len(ok_docs)} documents; {sum(map(len, rows_of.values()))} tagged passage(s) '
             f"counted.</p>{body}</section>"
         )
 

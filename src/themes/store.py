@@ -171,13 +171,21 @@ def passages_frame(passages: list[Passage]) -> pd.DataFrame:
 
 
 def predictions_frame(scores: list[PassageScores]) -> pd.DataFrame:
-    rows = [
-        {"passage_id": s.passage_id, "theme": theme, "score": value, "tagged": theme in s.themes,
-         "model_version": s.model_version}
-        for s in scores
-        for theme, value in s.scores.items()
-    ]
-    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    """One row per passage and theme. Built column by column: a dict per row costs about 0.5 KB,
+    which at a whole corpus (a million rows) was most of the run's peak memory."""
+    if not scores:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    passage_ids, themes, values, tagged, versions = [], [], [], [], []
+    for s in scores:
+        n = len(s.scores)
+        passage_ids += [s.passage_id] * n
+        themes += s.scores.keys()
+        values += s.scores.values()
+        tagged += (theme in s.themes for theme in s.scores)
+        versions += [s.model_version] * n
+    return pd.DataFrame({"passage_id": passage_ids, "theme": themes, "score": pd.array(values, dtype=float),
+                         "tagged": pd.array(tagged, dtype=bool), "model_version": versions},
+                        columns=PREDICTION_COLUMNS)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -213,11 +221,13 @@ def write_outputs(
 # Beside the ingest cache: one JSON file per (document, model version, codebook), holding the
 # document's passage scores and the explanations the report shows. A re-run with the same model
 # classifies nothing again; another model or codebook is another folder, so it classifies all.
-# The ingest cache version is in the folder name because passages (and their ids) come from it.
+# Passages (and their ids) come from the ingest cache, so its key is part of the folder name too:
+# changed ingest or segment settings re-read the documents and re-classify their new passages.
 
-def predictions_key(model_version: str, codebook_hash: str) -> str:
-    """The cache folder name for one model and codebook: ``<model version>--<codebook hash[:12]>``."""
-    return f"{model_version}--{codebook_hash[:12]}"
+def predictions_key(model_version: str, codebook_hash: str, ingest_key: str = "") -> str:
+    """The cache folder name for one model, codebook and ingest cache key (:func:`cache_key`):
+    ``<model version>--<codebook hash[:12]>--<ingest key>``."""
+    return f"{model_version}--{codebook_hash[:12]}--{ingest_key or cache_key()}"
 
 
 def predictions_path(cache_dir: Path, doc_id: str, key: str) -> Path:
@@ -230,7 +240,9 @@ def save_cached_predictions(
 ) -> None:
     """Cache one document's passage scores and explanations (written atomically)."""
     payload = {
-        "scores": [dataclasses.asdict(s) for s in scores],
+        # Plain dicts by hand: dataclasses.asdict deep-copies every score and took seconds a corpus.
+        "scores": [{"passage_id": s.passage_id, "scores": s.scores, "themes": s.themes,
+                    "model_version": s.model_version} for s in scores],
         "explanations": [[pid, theme, terms] for (pid, theme), terms in explanations.items()],
     }
     atomic_write_text(predictions_path(cache_dir, doc_id, key), json.dumps(payload))
