@@ -119,13 +119,27 @@ def link_corpus(folder: Path, files: Sequence[Path]) -> Path:
     return folder
 
 
-def scale_out(corpus: Path, out: Path) -> dict[str, Any]:
-    """The flow on a 2-worker LocalCluster through ``--dask-address``."""
+def scale_out(corpus: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The flow on a 2-worker LocalCluster through ``--dask-address``.
+
+    The cluster's workers and the ``themes run`` process get the benchmark's environment
+    (``PYTHONPATH`` to this checkout): without it they imported whichever ``themes`` package was
+    installed, not the code under test.
+    """
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
-        return themes_run(corpus, out, "--dask-address", cluster.scheduler_address)
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PREFECT_HOME")}
+    os.environ.update({k: env[k] for k in saved if k in env})  # the worker processes inherit it
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster:
+            return themes_run(corpus, out, "--dask-address", cluster.scheduler_address, env=env)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def projection(one: dict, two: dict | None, rerun: dict) -> dict[str, Any]:
@@ -345,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dask = None
         if not args.no_dask:
             try:
-                dask = scale_out(link, tmp / "out-dask")
+                dask = scale_out(link, tmp / "out-dask", env)
             except Exception as exc:  # noqa: BLE001 - keep the hour of measurements above
                 print(f"dask scale-out failed: {exc}", flush=True)
                 info["dask_error"] = str(exc)[-2000:]
