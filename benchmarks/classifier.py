@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,8 @@ from threadpoolctl import threadpool_limits
 from themes import embed
 from themes.classify import ThemeClassifier
 from themes.codebook import KeywordBaseline, PatternBaseline, load_codebook
-from themes.config import CORE_THEMES, LABELS_DIR, PROJECT_ROOT, shared_dir
+from themes.config import CORE_THEMES, PROJECT_ROOT, shared_dir
+from themes.devset import real_label_file
 from themes.embed import EmbeddingClassifier
 from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, score, to_markdown
 from themes.registry import save_model
@@ -62,7 +62,6 @@ from themes.train import (
     code_version,
     load_labels,
     load_real_training,
-    real_label_file,
     split,
     trainable_themes,
 )

@@ -828,6 +828,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: Which label file of a real set counts, best first: the adjudicated gold file, else annotator a's.
+LABEL_FILE_PREFERENCE = ("gold", "a")
+
+
+def real_label_file(stem: str) -> str:
+    """The label file of a real set to use: ``<stem>.gold`` when adjudicated, else ``<stem>.a``."""
+    for suffix in LABEL_FILE_PREFERENCE:
+        if (REAL_LABELS_DIR / f"{stem}.{suffix}.jsonl").is_file():
+            return f"{stem}.{suffix}"
+    raise FileNotFoundError(f"No label file for the real set {stem!r} in {REAL_LABELS_DIR}.")
+
+
 def load_real_labels(name: str, shared: Path | None = None) -> pd.DataFrame:
     """A real-text label file with its texts rebuilt from the shared folder.
 

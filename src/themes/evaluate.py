@@ -146,26 +146,27 @@ class Evaluation:
     markdown: str
 
 
-#: Real-text sets (locators into ../shared): the first label file found is used (gold, else annotator a).
+#: Real-text sets (locators into ../shared), by stem; each is read from the file
+#: :func:`themes.devset.real_label_file` chooses (gold, else annotator a).
 REAL_SETS = (
-    ("ofsted dev (real)", ("ofsted_dev.gold", "ofsted_dev.a")),
-    ("ofsted targeted (real)", ("ofsted_targeted.gold", "ofsted_targeted.a")),
-    ("seeds (real)", ("seeds.gold", "seeds.a")),
+    ("ofsted dev (real)", "ofsted_dev"),
+    ("ofsted targeted (real)", "ofsted_targeted"),
+    ("seeds (real)", "seeds"),
 )
 
 
-def _real_set(names: Sequence[str]) -> pd.DataFrame | None:
-    """The first real-text label set that exists, with its text rebuilt from ../shared."""
-    from themes.config import LABELS_DIR, shared_dir
-    from themes.devset import load_real_labels
+def _real_set(stem: str) -> pd.DataFrame | None:
+    """A real-text label set with its text rebuilt from ../shared; None without it or its labels."""
+    from themes.config import shared_dir
+    from themes.devset import load_real_labels, real_label_file
 
     if shared_dir() is None:
         return None
-    for name in names:
-        if (LABELS_DIR / "real" / f"{name}.jsonl").exists():
-            frame = load_real_labels(name)
-            return frame if len(frame) else None
-    return None
+    try:
+        frame = load_real_labels(real_label_file(stem))
+    except FileNotFoundError:
+        return None
+    return frame if len(frame) else None
 
 
 def evaluate_model(model: str | None = None, out_dir=None) -> Evaluation:
@@ -185,8 +186,8 @@ def evaluate_model(model: str | None = None, out_dir=None) -> Evaluation:
     columns = [loaded.model.themes_.index(t) for t in themes]
     _, heldout = split(load_labels())
     sets = [("heldout (written)", heldout)]
-    for name, files in REAL_SETS:
-        frame = _real_set(files)
+    for name, stem in REAL_SETS:
+        frame = _real_set(stem)
         if frame is None:
             continue
         if name.startswith("ofsted"):

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from themes import __version__
 from themes.classify import ThemeClassifier
 from themes.config import CODEBOOK_PATH, CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
+from themes.devset import real_label_file
 from themes.evaluate import (
     Scores,
     best_thresholds,
@@ -77,20 +78,8 @@ def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
 
 #: Real labelled sentences (locators into ../shared/ofsted) used for training when ../shared is
 #: present, by set. Each set's adjudicated ``gold`` file is used when there is one, else annotator
-#: a's (:func:`real_label_file`). Seeds are never trained on; they stay a pure evaluation set.
+#: a's (:func:`themes.devset.real_label_file`). Seeds are never trained on; they stay a pure evaluation set.
 REAL_TRAINING_SETS = ("ofsted_dev", "ofsted_targeted", "ofsted_search")
-#: Which label file of a set counts, best first.
-LABEL_FILE_PREFERENCE = ("gold", "a")
-
-
-def real_label_file(stem: str) -> str:
-    """The label file of a real set to use: ``<stem>.gold`` when adjudicated, else ``<stem>.a``."""
-    for suffix in LABEL_FILE_PREFERENCE:
-        if (LABELS_DIR / "real" / f"{stem}.{suffix}.jsonl").is_file():
-            return f"{stem}.{suffix}"
-    raise FileNotFoundError(f"No label file for the real set {stem!r} in {LABELS_DIR / 'real'}.")
-
-
 def real_doc_id(file: str) -> str:
     """The document id of a real report, so the same held-out rule splits real reports too."""
     return f"ofsted:{file}"
