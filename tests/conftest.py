@@ -119,3 +119,26 @@ def toy_onnx_model(tmp_path: Path) -> Path:
               calibration_a=np.full(2, 20.0), calibration_b=np.full(2, -4.0), thresholds=np.full(2, 0.5),
               max_length=16, card={"summary": "toy model for tests"})
     return folder
+
+
+#: Set by .ci/run: tests of features that need a system program (a browser, Tesseract) must run in CI.
+REQUIRE_PROGRAMS = os.environ.get("THEMES_REQUIRE_PROGRAMS", "") not in ("", "0")
+
+
+def require_program(*names: str) -> dict[str, str]:
+    """The paths of the named programs (found on PATH or beside this Python); skips when one is missing.
+
+    Under ``THEMES_REQUIRE_PROGRAMS=1`` (set by .ci/run, which installs them) a missing program fails
+    the test instead, so the feature it covers cannot go untested in CI without anyone noticing.
+    """
+    import shutil
+
+    search = os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
+    found = {name: shutil.which(name, path=search) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed (.ci/run installs them)"
+        if REQUIRE_PROGRAMS:
+            pytest.fail(f"{message}, but THEMES_REQUIRE_PROGRAMS is set: the test must run here.")
+        pytest.skip(message)
+    return {name: str(path) for name, path in found.items()}
