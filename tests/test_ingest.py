@@ -32,6 +32,7 @@ from themes.ingest import (
     load_manifest,
     metadata_from_filename,
 )
+from themes.ingest import document, pages
 from themes.types import ERROR_KINDS, REVIEW_TYPES, Document
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -257,7 +258,7 @@ def test_ingest_missing_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
 def test_ingest_encrypted_pdf() -> None:
     doc = ingest_pdf(DATA / "encrypted.pdf")
     _assert_one_sentence_error(doc, "encrypted.pdf", "encrypted")
-    assert doc.error == "encrypted.pdf is encrypted; needs a password."
+    assert doc.error == "[E105] encrypted.pdf is encrypted; needs a password."
 
 
 def test_ingest_no_pages_pdf() -> None:
@@ -267,7 +268,7 @@ def test_ingest_no_pages_pdf() -> None:
 def test_ingest_image_only_pdf_needs_ocr() -> None:
     doc = ingest_pdf(DATA / "image_only.pdf")
     _assert_one_sentence_error(doc, "image_only.pdf", "no_text_layer")
-    assert doc.error == ("image_only.pdf has no text layer (2 pages); OCR needed (themes run --ocr, "
+    assert doc.error == ("[E111] image_only.pdf has no text layer (2 pages); OCR needed (themes run --ocr, "
                          "with ocrmypdf and tesseract installed).")  # fmt: skip
     assert doc.pages == 2
     assert not doc.ocr
@@ -332,14 +333,14 @@ def test_ingest_pages_beyond_max_pages_not_read(caplog: pytest.LogCaptureFixture
 
 
 def test_ingest_failing_page_recorded_and_rest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = ingest._read_page
+    real = pages._read_page
 
     def flaky(page: object, number: int) -> object:
         if number == 2:
             raise ValueError("broken content stream")
         return real(page, number)
 
-    monkeypatch.setattr(ingest, "_read_page", flaky)
+    monkeypatch.setattr(document, "_read_page", flaky)
     doc = _ingest("running_headers.pdf")
     assert doc.bad_pages == [2]
     assert {p.page for p in doc.paragraphs} == {1, 3, 4}
@@ -349,7 +350,7 @@ def test_ingest_every_page_failing_is_corrupt(monkeypatch: pytest.MonkeyPatch) -
     def broken(page: object, number: int) -> object:
         raise KeyError("Font")
 
-    monkeypatch.setattr(ingest, "_read_page", broken)
+    monkeypatch.setattr(document, "_read_page", broken)
     doc = ingest_pdf(DATA / "numbered.pdf")
     _assert_one_sentence_error(doc, "numbered.pdf", "corrupt")
     assert "KeyError" in (doc.error or "")
