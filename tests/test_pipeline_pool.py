@@ -1,7 +1,7 @@
 """The flow reads through ``ingest.ingest_many``'s reader pool: its timeout, recycling and workers.
 
-The pool's own tests are in ``test_ingest.py``; these check that the pipeline (the path users take)
-gets the same behaviour. Runs use ``prefect=False``: the flow calls the same ``run_pipeline``.
+The pool's own tests are in ``test_ingest_pool.py``; these check that the pipeline (the path users
+take) gets the same behaviour. Runs use ``prefect=False``: the flow calls the same ``run_pipeline``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import copy_samples
-from test_ingest import _slow_ingest
+from test_ingest_pool import _slow_ingest
 
 from flows import pipeline
 from themes import ingest
