@@ -29,6 +29,7 @@ from themes.ingest import (
     join_lines,
     pages,
 )
+from themes.text import BULLET_GLYPHS
 from themes.types import REVIEW_TYPES, Document
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -210,6 +211,13 @@ def test_ingest_private_use_bullets_and_cid_glyphs_cleaned() -> None:
     assert "The health visitor was not invited." in texts
     assert "(cid:" not in doc.text
     assert not re.search("[\ue000-\uf8ff]", doc.text)
+
+
+@pytest.mark.parametrize("glyph", sorted(BULLET_GLYPHS))
+def test_ingest_pages_every_shared_bullet_glyph_becomes_a_bullet(glyph: str) -> None:
+    # Ingest and the sentence tools read one definition (themes.text), not copies that drift.
+    assert pages._clean_word(glyph) == "•"
+    assert pages._clean_word(glyph + "Parents") == "• Parents"
 
 
 # --- errors -------------------------------------------------------------------------------------
