@@ -130,7 +130,7 @@ def _worker_main() -> None:
                 Document(doc_id="", file=path.name),
                 "too_large",
                 _too_large_message(path.name, settings),
-            )  # type: ignore[arg-type]
+            )
         except Exception as exc:  # noqa: BLE001 - func should not raise; report, do not die
             doc = _error(
                 Document(doc_id="", file=path.name),
