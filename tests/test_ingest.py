@@ -1,7 +1,9 @@
-"""Tests for themes.ingest: clean paragraphs with provenance, and a clear error for every bad file.
+"""Tests for themes.ingest reading one file: clean paragraphs with provenance (pages, layout,
+paragraphs) and a clear, coded error for every bad file (document).
 
 The small PDFs in tests/data/ are made by tests/data/make_pdfs.py; each shows one layout problem.
-Tests marked ``slow`` read the real files in ``../shared`` and skip when it is absent.
+Tests marked ``slow`` read the real files in ``../shared`` and skip when it is absent. Metadata
+tests are in test_ingest_metadata.py, the reader processes' in test_ingest_pool.py.
 """
 
 from __future__ import annotations
@@ -10,29 +12,25 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from themes import ingest
 from themes.config import INGEST, SAMPLE_DIR, shared_dir
 from themes.ingest import (
-    apply_manifest,
     doc_id_of,
-    ingest_many,
+    document,
     ingest_pdf,
     ingest_with_timeout,
     join_lines,
-    load_manifest,
-    metadata_from_filename,
+    pages,
 )
-from themes.types import ERROR_KINDS, REVIEW_TYPES, Document
+from themes.text import BULLET_GLYPHS
+from themes.types import REVIEW_TYPES, Document
 
 DATA = Path(__file__).resolve().parent / "data"
 OK_SAMPLES = [
@@ -215,6 +213,13 @@ def test_ingest_private_use_bullets_and_cid_glyphs_cleaned() -> None:
     assert not re.search("[\ue000-\uf8ff]", doc.text)
 
 
+@pytest.mark.parametrize("glyph", sorted(BULLET_GLYPHS))
+def test_ingest_pages_every_shared_bullet_glyph_becomes_a_bullet(glyph: str) -> None:
+    # Ingest and the sentence tools read one definition (themes.text), not copies that drift.
+    assert pages._clean_word(glyph) == "•"
+    assert pages._clean_word(glyph + "Parents") == "• Parents"
+
+
 # --- errors -------------------------------------------------------------------------------------
 
 
@@ -257,7 +262,7 @@ def test_ingest_missing_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
 def test_ingest_encrypted_pdf() -> None:
     doc = ingest_pdf(DATA / "encrypted.pdf")
     _assert_one_sentence_error(doc, "encrypted.pdf", "encrypted")
-    assert doc.error == "encrypted.pdf is encrypted; needs a password."
+    assert doc.error == "[E105] encrypted.pdf is encrypted; needs a password."
 
 
 def test_ingest_no_pages_pdf() -> None:
@@ -267,7 +272,7 @@ def test_ingest_no_pages_pdf() -> None:
 def test_ingest_image_only_pdf_needs_ocr() -> None:
     doc = ingest_pdf(DATA / "image_only.pdf")
     _assert_one_sentence_error(doc, "image_only.pdf", "no_text_layer")
-    assert doc.error == ("image_only.pdf has no text layer (2 pages); OCR needed (themes run --ocr, "
+    assert doc.error == ("[E111] image_only.pdf has no text layer (2 pages); OCR needed (themes run --ocr, "
                          "with ocrmypdf and tesseract installed).")  # fmt: skip
     assert doc.pages == 2
     assert not doc.ocr
@@ -332,14 +337,14 @@ def test_ingest_pages_beyond_max_pages_not_read(caplog: pytest.LogCaptureFixture
 
 
 def test_ingest_failing_page_recorded_and_rest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = ingest._read_page
+    real = pages._read_page
 
     def flaky(page: object, number: int) -> object:
         if number == 2:
             raise ValueError("broken content stream")
         return real(page, number)
 
-    monkeypatch.setattr(ingest, "_read_page", flaky)
+    monkeypatch.setattr(document, "_read_page", flaky)
     doc = _ingest("running_headers.pdf")
     assert doc.bad_pages == [2]
     assert {p.page for p in doc.paragraphs} == {1, 3, 4}
@@ -349,277 +354,14 @@ def test_ingest_every_page_failing_is_corrupt(monkeypatch: pytest.MonkeyPatch) -
     def broken(page: object, number: int) -> object:
         raise KeyError("Font")
 
-    monkeypatch.setattr(ingest, "_read_page", broken)
+    monkeypatch.setattr(document, "_read_page", broken)
     doc = ingest_pdf(DATA / "numbered.pdf")
     _assert_one_sentence_error(doc, "numbered.pdf", "corrupt")
     assert "KeyError" in (doc.error or "")
     assert doc.bad_pages == [1]
 
 
-# --- child processes ----------------------------------------------------------------------------
-
-
-def _slow_ingest(path: Path, settings: object) -> Document:
-    """Stands in for a file that makes the PDF library hang (run in the child process)."""
-    if "slow" in path.name:
-        time.sleep(60)
-    return ingest_pdf(path)
-
-
-def _crashing_ingest(path: Path, settings: object) -> Document:
-    """Stands in for a file that makes the PDF library kill its process."""
-    os._exit(3)
-
-
-def _marking_ingest(path: Path, settings: object) -> Document:
-    """Leaves ``<name>.started`` beside the file when a reader begins it."""
-    path.with_suffix(".started").touch()
-    return ingest_pdf(path)
-
-
-def test_ingest_many_reader_starts_the_next_file_before_the_caller_gets_this_one(tmp_path: Path) -> None:
-    # While the caller segments and caches one document, its reader must already be reading the
-    # next: otherwise every document's handling in the parent leaves a core idle.
-    paths = [shutil.copy(DATA / name, tmp_path / name) for name in ("numbered.pdf", "table.pdf")]
-    docs = ingest_many([Path(p) for p in paths], workers=1, func=_marking_ingest)
-    assert next(docs).file == "numbered.pdf"
-    marker = tmp_path / "table.started"
-    deadline = time.monotonic() + 20
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # the generator is not advanced: only the reader can make the marker
-    assert marker.exists()
-    assert next(docs).status == "ok"
-
-
-def test_ingest_with_timeout_reports_a_crashed_worker() -> None:
-    doc = ingest_with_timeout(DATA / "numbered.pdf", func=_crashing_ingest)
-    _assert_one_sentence_error(doc, "numbered.pdf", "reader_crashed")
-    assert "exit code 3" in (doc.error or "")
-
-
-def test_ingest_with_timeout_returns_document_from_child() -> None:
-    doc = ingest_with_timeout(DATA / "numbered.pdf")
-    assert doc.status == "ok"
-    assert doc == ingest_pdf(DATA / "numbered.pdf")
-
-
-def test_ingest_with_timeout_kills_a_hung_file(tmp_path: Path) -> None:
-    path = tmp_path / "slow.pdf"
-    shutil.copy(DATA / "numbered.pdf", path)
-    started = time.monotonic()
-    doc = ingest_with_timeout(path, replace(INGEST, timeout_s=1.0), func=_slow_ingest)
-    assert time.monotonic() - started < 20
-    _assert_one_sentence_error(doc, "slow.pdf", "timeout")
-    assert doc.doc_id == doc_id_of(path)
-
-
-def test_ingest_many_hung_worker_does_not_stall_the_rest(tmp_path: Path) -> None:
-    slow = tmp_path / "slow.pdf"
-    shutil.copy(DATA / "numbered.pdf", slow)
-    paths = [slow, DATA / "numbered.pdf", DATA / "table.pdf", DATA / "footnote.pdf",
-             DATA / "encrypted.pdf"]  # fmt: skip
-    started = time.monotonic()
-    docs = list(ingest_many(paths, workers=2, settings=replace(INGEST, timeout_s=4.0),
-                            func=_slow_ingest))  # fmt: skip
-    assert time.monotonic() - started < 30
-    assert sorted(d.file for d in docs) == sorted(p.name for p in paths)
-    by_name = {d.file: d for d in docs}
-    assert by_name["slow.pdf"].error_kind == "timeout"
-    assert by_name["encrypted.pdf"].error_kind == "encrypted"
-    assert all(by_name[n].status == "ok" for n in ("numbered.pdf", "table.pdf", "footnote.pdf"))
-    # Results come as they complete: the hung file is last.
-    assert docs[-1].file == "slow.pdf"
-
-
-def test_ingest_many_a_reader_killed_between_files_does_not_lose_the_next_one() -> None:
-    # The OOM killer or a user can kill a reader just after it handed a file back (it has already
-    # started the next one); that file must still be read, not reported as broken.
-    import psutil
-
-    docs = ingest_many([DATA / "numbered.pdf", DATA / "table.pdf"], workers=1)
-    first = next(docs)
-    readers = [c for c in psutil.Process().children() if "_worker_main" in " ".join(c.cmdline())]
-    assert readers, "the reader process should be working on the next file"
-    for reader in readers:
-        reader.kill()
-    psutil.wait_procs(readers, timeout=10)
-    second = next(docs)
-    assert (first.status, second.status) == ("ok", "ok"), second.error
-    assert second.file == "table.pdf"
-
-
-# --- metadata -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("2021_northmere_lcspr_child-a.pdf",
-         {"year": 2021, "area": "Northmere", "review_type": "LCSPR"}),
-        ("2022_fenwick-moor_rapid-review_child-f.pdf",
-         {"year": 2022, "area": "Fenwick Moor", "review_type": "rapid review"}),
-        ("2016-05-16_bury_80443.pdf", {"year": 2016, "area": "Bury"}),
-        ("2016-03-29_kensington-and-chelsea_80544.pdf",
-         {"year": 2016, "area": "Kensington and Chelsea"}),
-        ("2019-01-01_kingston-upon-thames_80111.pdf",
-         {"year": 2019, "area": "Kingston upon Thames"}),
-        ("scan_2018.pdf", {"year": 2018}),
-        ("report.pdf", {}),
-    ],
-)  # fmt: skip
-def test_ingest_metadata_from_filename(name: str, expected: dict[str, object]) -> None:
-    assert metadata_from_filename(name) == expected
-
-
-def test_ingest_metadata_from_filename_and_cover() -> None:
-    doc = _ingest("2021_northmere_lcspr_child-a.pdf")
-    assert doc.title == "Local Child Safeguarding Practice Review: Child A"
-    assert (doc.area, doc.year, doc.review_type) == ("Northmere", 2021, "LCSPR")
-
-
-def test_ingest_cover_area_overrides_filename() -> None:
-    doc = _ingest("2019_westbrook_scr_family-b.pdf")
-    assert doc.area == "Eastvale"
-    assert (doc.year, doc.review_type) == (2019, "SCR")
-    assert doc.title == "Serious Case Review: Family B"
-
-
-def test_ingest_metadata_from_cover_only() -> None:
-    doc = _ingest("panel_report.pdf")
-    # The Panel's own annual report is an annual report, not a national review.
-    assert (doc.review_type, doc.year, doc.title) == ("annual report", 2020, "Annual Report 2020")
-
-
-@pytest.mark.parametrize(
-    ("cover", "area", "rtype"),
-    [
-        ("Inspection of Portsmouth City local\nauthority children’s services", "Portsmouth",
-         "other"),
-        ("Child A\nWyvern Bay Safeguarding Children Partnership\nRapid Review", "Wyvern Bay",
-         "rapid review"),
-        ("Serious Case Review\nThe Brighton and Hove Local Safeguarding Children Board",
-         "Brighton and Hove", "SCR"),
-        ("A national review by the Child Safeguarding Practice Review Panel", None,
-         "national review"),
-    ],
-)  # fmt: skip
-def test_ingest_area_and_type_cues(cover: str, area: str | None, rtype: str) -> None:
-    assert ingest.area_from_text(cover) == area
-    assert ingest.review_type_from_text(cover, cover) == rtype
-
-
-def test_ingest_area_from_an_inspection_headline() -> None:
-    cover = "Northmere\nInspection of services for children\nChildren’s services in North Mere require\nimprovement"
-    assert ingest.area_from_text(cover) == "North Mere"
-
-
-@pytest.mark.parametrize(
-    ("cover", "year"),
-    [
-        ("Inspection dates: 14 November 2016 to 8 December 2016\nReport published: 13 February 2017", 2017),
-        ("Child D\nAugust 2019\nDate of publication: March 2021", 2021),
-        ("Child D\nAugust 2019\nPublished 2020", 2020),
-        ("Child D\nAugust 2019", 2019),
-    ],
-)  # fmt: skip
-def test_ingest_year_is_the_publication_year_when_stated(cover: str, year: int) -> None:
-    # Reviews and reports are filed under the year they were published, not the year of the events.
-    assert ingest.year_from_text(cover, cover) == year
-
-
-@pytest.mark.parametrize(
-    ("cover", "area"),
-    [
-        ("Royal Borough of Wyvern and Bay\nInspection of services for children in need", "Wyvern and Bay"),
-        ("Northmere Unitary Authority\nInspection of services for children in need", "Northmere"),
-        ("Isles of Wyvern\nRe-inspection of services for children in need", "Isles of Wyvern"),
-        ("Metropolitan Borough of Eastwold\nChild A", "Eastwold"),
-        ("Northmere Metropolitan District Council\nInspection of services for children", "Northmere"),
-        ("Eastwold Metropolitan Council\nBorough\nRe-inspection of services for children", "Eastwold"),
-        ("Ashby Fen\nInspection of children’s social care services", "Ashby Fen"),
-    ],
-)  # fmt: skip
-def test_ingest_area_from_an_inspection_cover_line(cover: str, area: str) -> None:
-    assert ingest.area_from_text(cover) == area
-    assert ingest.area_from_text(cover, cover=False) is None  # only a cover's own lines say this
-
-
-def test_ingest_council_names_area_only_on_a_cover() -> None:
-    assert ingest.area_from_text("Gateshead Borough Council\nInspection of services") == "Gateshead"
-    text = "Children told the\nChildren in Care Council about their plans."
-    assert ingest.area_from_text(text, cover=False) is None
-
-
-def test_ingest_manifest_overrides_everything(tmp_path: Path) -> None:
-    shutil.copy(DATA / "2021_northmere_lcspr_child-a.pdf", tmp_path)
-    with (tmp_path / "manifest.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "title", "area", "year", "review_type"])
-        writer.writerow(["2021_northmere_lcspr_child-a.pdf", "", "North Mere", "2020", ""])
-    assert load_manifest(tmp_path) == {
-        "2021_northmere_lcspr_child-a.pdf": {"area": "North Mere", "year": "2020"}
-    }
-    doc = ingest_pdf(tmp_path / "2021_northmere_lcspr_child-a.pdf")
-    assert (doc.area, doc.year) == ("North Mere", 2020)
-    # Blank cells leave what was read.
-    assert doc.title == "Local Child Safeguarding Practice Review: Child A"
-    assert doc.review_type == "LCSPR"
-
-
-def test_ingest_apply_manifest_rejects_unknown_review_type() -> None:
-    doc = Document(doc_id="x", file="a.pdf", review_type="SCR")
-    apply_manifest(doc, {"review_type": "serious case review", "title": "T"})
-    assert doc.review_type == "SCR" and doc.title == "T"
-    apply_manifest(doc, {"review_type": "rapid review"})
-    assert doc.review_type == "rapid review"
-
-
 # --- real files (slow) --------------------------------------------------------------------------
-
-
-def _probe_records(corpus: Path) -> dict[str, dict[str, object]]:
-    """What the corpus's probe files record per file name (pages, characters or the exception)."""
-    records: dict[str, dict[str, object]] = {}
-    for probe in corpus.glob("*.probe.jsonl"):
-        for line in probe.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                records[rec["file"]] = rec
-    return records
-
-
-@pytest.mark.slow
-def test_ingest_many_real_pdf_corpus_never_crashes() -> None:
-    shared = shared_dir()
-    corpus = shared / "pdf-corpus" if shared else None
-    if corpus is None or not corpus.is_dir():
-        pytest.skip("../shared/pdf-corpus is not available")
-    probe = _probe_records(corpus)
-    files = sorted(p for p in corpus.rglob("*") if p.is_file() and
-                   (p.suffix.lower() == ".pdf" or p.name in probe))  # fmt: skip
-    settings = replace(INGEST, timeout_s=30.0)
-    started = time.monotonic()
-    docs = list(ingest_many(files, workers=2, settings=settings))
-    elapsed = time.monotonic() - started
-    assert len(docs) == len(files)
-    assert Counter(d.file for d in docs) == Counter(p.name for p in files)
-    for doc in docs:
-        assert doc.status in ("ok", "error")
-        if doc.status == "error":
-            assert doc.error_kind in ERROR_KINDS, doc
-            assert doc.error and doc.file in doc.error and "\n" not in doc.error
-        else:
-            assert doc.paragraphs and doc.text.strip()
-            for para in doc.paragraphs:
-                assert doc.text[para.char_start : para.char_end] == para.text
-    with_chars = [d for d in docs if (probe.get(d.file) or {}).get("chars_first30p", 0)]
-    ok = [d for d in with_chars if d.status == "ok"]
-    assert len(ok) >= 0.9 * len(with_chars), Counter(d.error_kind for d in with_chars)
-    encrypted = [d for d in docs if "Password" in str((probe.get(d.file) or {}).get("error", ""))
-                 or (probe.get(d.file) or {}).get("error") == "pdfplumber.utils.exceptions.PdfminerException: "]  # fmt: skip
-    assert all(d.error_kind == "encrypted" for d in encrypted)
-    counts = Counter(d.error_kind or "ok" for d in docs)
-    print(f"\npdf-corpus: {len(docs)} files in {elapsed:.0f} s: {dict(counts)}")
 
 
 OFSTED_FILES = [
@@ -673,44 +415,3 @@ def test_ingest_sample_corpus_metadata_and_clean_text(expected_path: Path) -> No
     short = Counter(p.text for p in doc.paragraphs if len(p.text) < 150)
     assert not [t for t, n in short.items() if n >= max(3, doc.pages // 2)]
     assert any(re.match(r"\d+\.\d+\s", p.text) for p in doc.paragraphs)
-
-
-# --- hostile PDFs -------------------------------------------------------------------------------
-
-
-def _write_bomb_pdf(path: Path, inflated_mib: int) -> None:
-    """A one-page PDF whose content stream inflates from about 1 MB to ``inflated_mib`` MiB."""
-    import zlib
-
-    packer = zlib.compressobj(9)
-    chunk = b" " * 2**20
-    stream = b"".join(packer.compress(chunk) for _ in range(inflated_mib)) + packer.flush()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
-
-
-def test_ingest_refuses_a_decompression_bomb_as_too_large(tmp_path: Path) -> None:
-    bomb = tmp_path / "bomb.pdf"
-    _write_bomb_pdf(bomb, inflated_mib=1024)
-    assert bomb.stat().st_size < 5 * 2**20
-    settings = replace(INGEST, max_memory_mb=512, timeout_s=60.0)
-    started = time.monotonic()
-    docs = list(ingest_many([bomb, DATA / "numbered.pdf"], settings=settings))
-    assert time.monotonic() - started < settings.timeout_s
-    _assert_one_sentence_error(docs[0], "bomb.pdf", "too_large")
-    assert docs[0].doc_id == doc_id_of(bomb)
-    assert docs[1].status == "ok", "the run goes on after the bomb"

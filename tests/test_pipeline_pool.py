@@ -1,7 +1,7 @@
 """The flow reads through ``ingest.ingest_many``'s reader pool: its timeout, recycling and workers.
 
-The pool's own tests are in ``test_ingest.py``; these check that the pipeline (the path users take)
-gets the same behaviour. Runs use ``prefect=False``: the flow calls the same ``run_pipeline``.
+The pool's own tests are in ``test_ingest_pool.py``; these check that the pipeline (the path users
+take) gets the same behaviour. Runs use ``prefect=False``: the flow calls the same ``run_pipeline``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import copy_samples
-from test_ingest import _slow_ingest
+from test_ingest_pool import _slow_ingest
 
 from flows import pipeline
 from themes import ingest
 from themes.config import INGEST, SAMPLE_DIR
+from themes.ingest import pool
 
 pytestmark = pytest.mark.slow
 
@@ -69,14 +70,14 @@ def test_pipeline_pool_hung_file_times_out_and_is_read_again_next_run(corpus, tm
 
 def test_pipeline_pool_recycles_readers_after_their_quota(corpus, tmp_path, monkeypatch):
     started: list[int] = []
-    real_init = ingest._Worker.__init__
+    real_init = pool._Worker.__init__
 
     def counting_init(self):
         real_init(self)
         started.append(self.proc.pid)
 
-    monkeypatch.setattr(ingest._Worker, "__init__", counting_init)
-    monkeypatch.setattr(ingest, "_FILES_PER_WORKER", 1)
+    monkeypatch.setattr(pool._Worker, "__init__", counting_init)
+    monkeypatch.setattr(pool, "_FILES_PER_WORKER", 1)
     result = pipeline.run(str(corpus), str(tmp_path / "out"), workers=1, prefect=False)
     assert result["documents_ok"] == len(FILES)
     assert len(set(started)) == len(FILES), "each reader is replaced after its one file"

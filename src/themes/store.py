@@ -29,8 +29,8 @@ PIPELINE_CACHE_VERSION = "ingest-3"
 #: Ingest settings that limit a run but do not change what a file yields when it is read; OCR is
 #: handled by the caller (a cached scan is read again when a run OCRs).
 _RUNTIME_ONLY = frozenset({"timeout_s", "ocr", "ocr_timeout_s"})
-#: Modules whose code decides what a cached document holds.
-_CACHED_CODE = ("ingest.py", "segment.py", "types.py")
+#: Modules (and packages, every module in them) whose code decides what a cached document holds.
+_CACHED_CODE = ("ingest", "segment.py", "types.py", "text.py", "errors.py")
 
 DOCUMENT_COLUMNS = [
     "doc_id", "file", "status", "error_kind", "error", "pages", "title", "area", "year", "review_type",
@@ -53,7 +53,9 @@ def _code_version() -> str:
         version = "0"
     h = hashlib.sha256(f"{PIPELINE_CACHE_VERSION}:{version}".encode())
     for name in _CACHED_CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
+        path = Path(__file__).parent / name
+        for module in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            h.update(module.read_bytes())
     return h.hexdigest()
 
 
