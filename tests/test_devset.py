@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from themes import devset
 from themes.config import CORE_THEMES, shared_dir
 from themes.devset import (
     Locator,
-    cohen_kappa_by_theme,
     load_real_labels,
     page_text,
     rebuild,
@@ -196,27 +194,6 @@ def test_devset_load_real_labels_drops_unrebuildable_rows(
     assert list(frame["text"]) == [pairs[0][1], pairs[1][1]]
     assert frame["labels"].iloc[0] == ["written_agreements"]
     assert {"page", "char_start", "sha1", "annotator"} <= set(frame.columns)
-
-
-def test_devset_cohen_kappa_by_theme_on_common_ids() -> None:
-    a = [
-        {"id": "1", "labels": ["optimism_bias"]},
-        {"id": "2", "labels": []},
-        {"id": "3", "labels": ["optimism_bias"]},
-        {"id": "4", "labels": []},
-        {"id": "only-a", "labels": ["optimism_bias"]},
-    ]
-    b = [
-        {"id": "1", "labels": ["optimism_bias"]},
-        {"id": "2", "labels": []},
-        {"id": "3", "labels": []},
-        {"id": "4", "labels": []},
-    ]
-    kappa = cohen_kappa_by_theme(a, b, ["optimism_bias", "written_agreements"])
-    assert kappa["optimism_bias"] == pytest.approx(0.5)
-    assert math.isnan(kappa["written_agreements"])
-    with pytest.raises(ValueError, match="no ids"):
-        cohen_kappa_by_theme(a, [{"id": "x", "labels": []}], CORE_THEMES)
 
 
 def test_devset_select_candidates_respects_caps_and_topic_share() -> None:

@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 
 from themes.config import CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
-from themes.labels import DECISIONS_DIR, FORMATS
+from themes.exchange import FORMATS
+from themes.labels import DECISIONS_DIR
 
 console = Console(stderr=True)
 
@@ -42,7 +43,8 @@ def labels_import(
 ) -> None:
     """Add decisions from an annotation tool's export to the label store (already known ones are skipped)."""
     from themes.codebook import load_codebook
-    from themes.labels import add_new, import_decisions
+    from themes.exchange import import_decisions
+    from themes.labels import add_new
 
     if not path.is_file():
         raise typer.BadParameter(f"{path} is not a file.", param_hint="PATH")
@@ -63,7 +65,8 @@ def labels_export(
     store: StoreOpt = DECISIONS_DIR,
 ) -> None:
     """Write the label store's decisions (all of them, history included, unless --current)."""
-    from themes.labels import current_labels, export_decisions, load_decisions
+    from themes.exchange import export_decisions
+    from themes.labels import current_labels, load_decisions
 
     decisions = load_decisions(store)
     if current:
@@ -77,13 +80,14 @@ def labels_agreement(
     themes: Annotated[str | None, typer.Option(help="Comma-separated themes; default every decided theme.")] = None,
 ) -> None:
     """Agreement between annotators: Cohen's kappa per theme and pair, Krippendorff's alpha per theme."""
+    from themes.agreement import annotator_agreement
     from themes.evaluate import to_markdown
-    from themes.labels import agreement, load_decisions
+    from themes.labels import load_decisions
 
     decisions = load_decisions(store)
     if decisions["annotator"].nunique() < 2:
         raise typer.BadParameter(f"{store} holds decisions from fewer than two annotators.", param_hint="--store")
-    result = agreement(decisions, [t.strip() for t in themes.split(",")] if themes else None)
+    result = annotator_agreement(decisions, [t.strip() for t in themes.split(",")] if themes else None)
     print("## Krippendorff's alpha (nominal) per theme\n\n" + to_markdown(result.themes))
     print("\n## Cohen's kappa per theme and pair of annotators\n\n" + to_markdown(result.pairs))
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from themes.agreement import cohen_kappa_by_theme, labels_by_id
 from themes.config import CORE_THEMES, LABELS_DIR, shared_dir
 
 Source = Literal["ofsted", "seeds"]
@@ -877,39 +878,6 @@ def load_real_labels(name: str, shared: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def _labels_by_id(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
-    """``id -> set(labels)`` from a DataFrame or an iterable of mappings."""
-    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
-    return {str(r["id"]): set(r["labels"]) for r in records}
-
-
-def cohen_kappa_by_theme(
-    a_rows: pd.DataFrame | Iterable[Mapping[str, Any]],
-    b_rows: pd.DataFrame | Iterable[Mapping[str, Any]],
-    themes: Sequence[str] = CORE_THEMES,
-) -> dict[str, float]:
-    """Cohen's kappa of two annotators for each theme, on the ids both labelled.
-
-    A theme that neither annotator ever used (or both used everywhere) has kappa ``nan``:
-    agreement by chance is then total and kappa is undefined.
-    """
-    from sklearn.metrics import cohen_kappa_score
-
-    a, b = _labels_by_id(a_rows), _labels_by_id(b_rows)
-    common = sorted(set(a) & set(b))
-    if not common:
-        raise ValueError("The two label sets share no ids; kappa needs items both labelled.")
-    out: dict[str, float] = {}
-    for theme in themes:
-        ya = [int(theme in a[i]) for i in common]
-        yb = [int(theme in b[i]) for i in common]
-        if len(set(ya) | set(yb)) < 2:
-            out[theme] = float("nan")
-            continue
-        out[theme] = float(cohen_kappa_score(ya, yb))
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Adjudication: two annotators' labels and an adjudicator's decisions make one gold file
 # --------------------------------------------------------------------------------------------
@@ -932,7 +900,7 @@ def build_gold(
         ValueError: when the two files do not hold the same ids, or a disagreement has no decision.
     """
     a = {str(r["id"]): r for r in a_rows}
-    b = _labels_by_id(b_rows)
+    b = labels_by_id(b_rows)
     if set(a) != set(b):
         raise ValueError(f"Annotators a and b labelled different items ({len(set(a) ^ set(b))} differ).")
     decided = {str(d["id"]): sorted(d["labels"]) for d in decisions}

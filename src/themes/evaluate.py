@@ -302,8 +302,8 @@ def evaluate_documents(
     """
     from themes import dedup, store
     from themes.aggregate import counted_passages
-    from themes.classify import score_passages
     from themes.baselines import KeywordBaseline
+    from themes.classify import score_passages
     from themes.registry import LoadedModel, load_model
 
     docs_dir = Path(docs_dir)
