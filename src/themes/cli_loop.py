@@ -84,8 +84,7 @@ def labels_export(
 ) -> None:
     """Write the label store's decisions (all of them, history included, unless --current).
 
-    Argilla: a path ending in .json gets the records and <name>.settings.json beside it; any other
-    path becomes a dataset folder that Argilla's Dataset.from_disk loads.
+    Argilla: X.json gets the records and X.settings.json; a folder gets what Dataset.from_disk loads.
     """
     from themes.codebook import load_codebook
     from themes.exchange import export_decisions
