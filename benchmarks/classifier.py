@@ -49,8 +49,9 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from themes import embed
+from themes.baselines import KeywordBaseline, PatternBaseline
 from themes.classify import ThemeClassifier
-from themes.codebook import KeywordBaseline, PatternBaseline, load_codebook
+from themes.codebook import load_codebook
 from themes.config import CORE_THEMES, PROJECT_ROOT, shared_dir
 from themes.devset import real_label_file
 from themes.embed import EmbeddingClassifier

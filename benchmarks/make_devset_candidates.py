@@ -7,9 +7,9 @@ the project: real text is never committed).
 Run: ``.venv/bin/python benchmarks/make_devset_candidates.py [--pages-per-file N] [--workers 2]``
 
 The committed candidate files were drawn on 2026-11-23 (seed 20261122, full scan) with the
-splitter of commit 9dd2b93 plus the seeds word list now in ``devset.py``; annotators labelled
-exactly those. The splitter has since learned square bullets and numbered-paragraph breaks,
-so a new run draws a different set: it refuses to overwrite labelled candidates without
+splitter of commit 9dd2b93 plus the seeds word list now in ``devset_candidates.py``; annotators
+labelled exactly those. The splitter (now ``themes.segment.split_sentences``) has since learned
+square bullets and numbered-paragraph breaks, so a new run draws a different set: it refuses to overwrite labelled candidates without
 ``--force`` (and then every label file of that set must be redone).
 """
 
@@ -20,15 +20,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from themes.config import shared_dir
-from themes.devset import (
+from devset_candidates import (
     DEVSET_SEED,
-    REAL_LABELS_DIR,
     scan_ofsted,
     select_candidates,
     select_seed_candidates,
     write_candidates,
 )
+
+from themes.config import shared_dir
+from themes.devset import REAL_LABELS_DIR
 
 TEXT_DIR = Path("/tmp/devset")
 

@@ -27,27 +27,25 @@ files); annotators labelled exactly those, so the script refuses to overwrite th
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
-from themes.config import CORE_THEMES, shared_dir
-from themes.devset import (
+from devset_candidates import (
     DEVSET_SEED,
-    REAL_LABELS_DIR,
     TARGETED_TOPIC_PATTERNS,
     Candidate,
-    Locator,
-    _round_robin,
+    Draw,
     load_scan,
-    normalise,
-    read_jsonl,
+    round_robin,
     save_scan,
     scan_ofsted,
     write_candidates,
 )
+
+from themes.config import CORE_THEMES, shared_dir
+from themes.devset import REAL_LABELS_DIR, Locator, normalise, read_jsonl
 
 TEXT_PATH = Path("/tmp/devset/ofsted_search_text.jsonl")
 CACHE_PATH = Path("/tmp/devset2/scan.jsonl")
@@ -141,51 +139,21 @@ def select_search(
     seed: int,
 ) -> list[Candidate]:
     """Phrase hits per theme, topic sentences without a phrase hit, then a random draw."""
-    rng = random.Random(seed)
-    files_of_hash: dict[str, set[str]] = defaultdict(set)
-    for loc, _ in sentences:
-        files_of_hash[loc.sha1].add(loc.file)
-    spans: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
-    hashes = {loc.sha1 for loc in exclude}
-    for loc in exclude:
-        spans[(loc.file, loc.page)].append((loc.char_start, loc.char_end))
-
-    def allowed(loc: Locator) -> bool:
-        if len(files_of_hash[loc.sha1]) >= 3 or loc.sha1 in hashes:
-            return False
-        return not any(s < loc.char_end and loc.char_start < e for s, e in spans[(loc.file, loc.page)])
-
-    order = [i for i, (loc, _) in enumerate(sentences) if allowed(loc)]
-    rng.shuffle(order)
-    flat = {i: normalise(sentences[i][1]) for i in order}
-    per_file: Counter[str] = Counter()
-    seen: set[str] = set()
-    chosen: dict[int, str] = {}
-
-    def take(i: int, pool: str) -> bool:
-        loc = sentences[i][0]
-        if i in chosen or per_file[loc.file] >= max_per_file or loc.sha1 in seen:
-            return False
-        chosen[i] = pool
-        per_file[loc.file] += 1
-        seen.add(loc.sha1)
-        return True
-
+    draw = Draw(sentences, max_per_file, seed, exclude)
+    order, flat, take = draw.order, draw.flat, draw.take
     themes = sorted(CORE_THEMES, key=lambda t: t != "written_agreements")
 
     any_phrase = {i for i in order if any(phrase_hit(t, flat[i]) for t in themes)}
-    _round_robin({t: [i for i in order if phrase_hit(t, flat[i])] for t in themes},
+    round_robin({t: [i for i in order if phrase_hit(t, flat[i])] for t in themes},
                  phrase_quota, take, "phrase")
-    _round_robin({t: [i for i in order if TOPICS[t].search(flat[i]) and i not in any_phrase]
+    round_robin({t: [i for i in order if TOPICS[t].search(flat[i]) and i not in any_phrase]
                   for t in themes}, dict.fromkeys(themes, topic_quota), take, "topic")
     drawn = 0
     for i in order:
         if drawn >= n_random:
             break
         drawn += take(i, "random")
-    picked = sorted(chosen, key=lambda i: (sentences[i][0].file, sentences[i][0].page,
-                                            sentences[i][0].char_start))
-    return [Candidate(sentences[i][0], sentences[i][1], chosen[i]) for i in picked]
+    return draw.candidates()
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ real positives for optimism bias, information sharing and written agreements to 
 classifier per theme. This one draws, from the Ofsted dev files only, for each core theme
 about 80 sentences holding the theme's topic words and a criticism cue, plus about 80 topic
 sentences with no cue (praise: real hard negatives); none already in ``ofsted_dev``, at most
-three a file, fixed seed (see :func:`themes.devset.select_targeted`).
+three a file, fixed seed (see ``select_targeted`` in ``devset_candidates.py``).
 
 Writes ``corpus/labels/real/ofsted_targeted.candidates.jsonl`` (locators, no text) and, for
 annotators only, the texts to ``/tmp/devset/ofsted_targeted_text.jsonl``. The scan's
@@ -26,18 +26,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from themes.config import shared_dir
-from themes.devset import (
+from devset_candidates import (
     DEVSET_SEED,
-    REAL_LABELS_DIR,
-    Locator,
     load_scan,
-    read_jsonl,
     save_scan,
     scan_ofsted,
     select_targeted,
     write_candidates,
 )
+
+from themes.config import shared_dir
+from themes.devset import REAL_LABELS_DIR, Locator, read_jsonl
 
 TEXT_PATH = Path("/tmp/devset/ofsted_targeted_text.jsonl")
 CACHE_PATH = Path("/tmp/devset2/scan.jsonl")

@@ -16,6 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import pytest
 
 from themes.config import shared_dir
+from themes.labels import Decision
 
 
 @pytest.fixture(scope="session")
@@ -142,3 +143,28 @@ def require_program(*names: str) -> dict[str, str]:
             pytest.fail(f"{message}, but THEMES_REQUIRE_PROGRAMS is set: the test must run here.")
         pytest.skip(message)
     return {name: str(path) for name, path in found.items()}
+
+
+# -- label decisions (test_labels, test_exchange, test_agreement) --------------------------------
+
+def decision(passage="p1", theme="optimism_bias", value="accept", annotator="alice", t=0, **kw) -> Decision:
+    """A decision at second ``t`` of a fixed day (so ordering is explicit)."""
+    return Decision(
+        passage_id=passage, doc_id=kw.pop("doc_id", "doc-a"), page=kw.pop("page", 3), char_start=kw.pop("char_start", 10),
+        char_end=kw.pop("char_end", 60), text=kw.pop("text", f"Mother's account of {passage} was accepted at face value."),
+        theme=theme, value=value, annotator=annotator, time=f"2026-11-23T10:00:{t:02d}.000000+00:00",
+        model_version=kw.pop("model_version", "2026-11-23-abc"), score=kw.pop("score", 0.61), **kw,
+    )
+
+
+@pytest.fixture
+def mixed() -> list[Decision]:
+    """Two annotators, a changed mind, an accented name, a note, a missing page, and a second theme."""
+    return [
+        decision("p1", value="reject", t=1),
+        decision("p1", value="accept", t=5),  # alice changes her mind: latest wins
+        decision("p1", annotator="bo", value="reject", t=3),
+        decision("p2", "written_agreements", annotator="bo", t=2, text="A “safety plan” was signed by Zoë's mother.",
+                 note="clear case", page=None, char_start=None, char_end=None, score=None, model_version=None),
+        decision("p2", "weak_risk_assessment", value="reject", t=4, score=0.123456789012),
+    ]

@@ -1,9 +1,8 @@
-"""Tests of the real-text dev set: splitter, locators, rebuild, label files, kappa."""
+"""Tests of the real-text dev set: locators, rebuild, label files, gold files."""
 
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -13,71 +12,14 @@ from themes import devset
 from themes.config import CORE_THEMES, shared_dir
 from themes.devset import (
     Locator,
-    cohen_kappa_by_theme,
     load_real_labels,
     page_text,
     rebuild,
-    select_candidates,
-    split_sentences,
     text_sha1,
 )
+from themes.segment import split_sentences
 
 REAL = devset.REAL_LABELS_DIR
-
-# Written for these tests; no real report text.
-TRICKY = (
-    "4.12 The health visitor saw Child A on 3 May, e.g. at the clinic. Mr. X was not seen, "
-    "i.e. he was at work. See para. 6.3 and no. 7 of the plan. Risk rose by 4.5% in 2019! "
-    "Was anyone told? Nobody asked.\n"
-    "Summary of learning\n"
-    "The school knew more than the GP did.\n"
-    "\uf06e Police held the record of the assault.\n"
-    "\u2022 The nursery was not invited\n"
-    "to the strategy discussion.\n"
-    "12. Decisions were not recorded. A short line\n"
-    "continues here in lower case.\n"
-)
-EXPECTED = [
-    "The health visitor saw Child A on 3 May, e.g. at the clinic.",
-    "Mr. X was not seen, i.e. he was at work.",
-    "See para. 6.3 and no. 7 of the plan.",
-    "Risk rose by 4.5% in 2019!",
-    "Was anyone told?",
-    "Nobody asked.",
-    "Summary of learning",
-    "The school knew more than the GP did.",
-    "Police held the record of the assault.",
-    "The nursery was not invited\nto the strategy discussion.",
-    "Decisions were not recorded.",
-    "A short line\ncontinues here in lower case.",
-]
-
-
-def test_devset_split_sentences_handles_abbreviations_bullets_and_headings() -> None:
-    spans = split_sentences(TRICKY)
-    assert [TRICKY[s:e] for s, e in spans] == EXPECTED
-
-
-@pytest.mark.parametrize(
-    ("text", "n"),
-    [
-        ("The plan (see s. 47) was agreed. It was not reviewed.", 2),
-        ("Dr. Y and Mrs. Z met on 4.12.2019 and agreed a plan.", 1),
-        ("It said \u201cno.\u201d Then the worker left.", 2),
-        ("A written agreement was signed etc. The risk was not analysed.", 2),
-        ("", 0),
-    ],
-)
-def test_devset_split_sentences_counts(text: str, n: int) -> None:
-    assert len(split_sentences(text)) == n
-
-
-def test_devset_split_sentences_is_deterministic_and_in_bounds() -> None:
-    spans = split_sentences(TRICKY * 3)
-    assert spans == split_sentences(TRICKY * 3)
-    assert all(0 <= s < e <= len(TRICKY * 3) for s, e in spans)
-    assert spans == sorted(spans)
-
 
 def _make_pdf(path: Path, pages: list[list[str]]) -> None:
     """A small text PDF: one list of lines per page."""
@@ -145,6 +87,12 @@ def test_devset_locators_round_trip_pdf_and_txt(fake_shared: Path) -> None:
         assert rebuild([loc for loc, _ in pairs], fake_shared) == texts
 
 
+def test_devset_text_sha1_ignores_layout_and_case_but_not_words() -> None:
+    assert text_sha1("  Risk  was\nNOT assessed. ") == "587974e60506a008f2096f4a27529c8c20c6be28"
+    assert text_sha1("Risk was not\tassessed.") == text_sha1("RISK WAS NOT ASSESSED.")
+    assert text_sha1("Risk was assessed.") != text_sha1("Risk was not assessed.")
+
+
 def test_devset_locator_id_is_stable() -> None:
     loc = Locator("ofsted", "2020-01-01_testshire_1.pdf", 3, 120, 160, "x")
     assert loc.id == "ofsted-2020-01-01_testshire_1-p3-120"
@@ -198,53 +146,6 @@ def test_devset_load_real_labels_drops_unrebuildable_rows(
     assert {"page", "char_start", "sha1", "annotator"} <= set(frame.columns)
 
 
-def test_devset_cohen_kappa_by_theme_on_common_ids() -> None:
-    a = [
-        {"id": "1", "labels": ["optimism_bias"]},
-        {"id": "2", "labels": []},
-        {"id": "3", "labels": ["optimism_bias"]},
-        {"id": "4", "labels": []},
-        {"id": "only-a", "labels": ["optimism_bias"]},
-    ]
-    b = [
-        {"id": "1", "labels": ["optimism_bias"]},
-        {"id": "2", "labels": []},
-        {"id": "3", "labels": []},
-        {"id": "4", "labels": []},
-    ]
-    kappa = cohen_kappa_by_theme(a, b, ["optimism_bias", "written_agreements"])
-    assert kappa["optimism_bias"] == pytest.approx(0.5)
-    assert math.isnan(kappa["written_agreements"])
-    with pytest.raises(ValueError, match="no ids"):
-        cohen_kappa_by_theme(a, [{"id": "x", "labels": []}], CORE_THEMES)
-
-
-def test_devset_select_candidates_respects_caps_and_topic_share() -> None:
-    sentences = []
-    for f in range(150):
-        for k in range(10):
-            word = [
-                "risk assessment",
-                "information",
-                "progress",
-                "written agreement",
-                "the garden",
-            ][k % 5]
-            text = f"In file {f} sentence {k} the {word} was described in some detail."
-            sentences.append((Locator.of("ofsted", f"f{f:03d}.pdf", 1, text, 0, len(text)), text))
-    cands = select_candidates(sentences, n=200, seed=1)
-    assert len(cands) == 200
-    per_file: dict[str, int] = {}
-    for c in cands:
-        per_file[c.locator.file] = per_file.get(c.locator.file, 0) + 1
-    assert max(per_file.values()) <= 4 and len(per_file) >= 100
-    topical = [c for c in cands if c.pool.startswith("topic:")]
-    assert len(topical) == 110
-    assert cands == select_candidates(sentences, n=200, seed=1)
-    with pytest.raises(ValueError, match="files"):
-        select_candidates(sentences[:50], n=40, seed=1, min_files=100)
-
-
 def _label_files() -> list[Path]:
     return sorted(p for p in REAL.glob("*.jsonl") if not p.name.endswith(".candidates.jsonl"))
 
@@ -286,79 +187,6 @@ def test_devset_real_locators_rebuild_from_shared(name: str) -> None:
         texts = rebuild([Locator.from_row(r) for r in rows], shared)
     rebuilt = sum(t is not None for t in texts)
     assert rebuilt >= 0.98 * len(rows), f"only {rebuilt} of {len(rows)} rebuilt"
-
-
-# --------------------------------------------------------------------------------------------
-# The targeted dev set (ofsted_targeted): likely positives and look-alike praise
-# --------------------------------------------------------------------------------------------
-
-
-def _toy_sentences() -> list[tuple[Locator, str]]:
-    """Sentences written for these tests: cue and praise sentences for each theme, 60 files."""
-    texts = [
-        "A written agreement was relied on although the father did not keep to it.",
-        "Safety plans are reviewed with families at every visit.",
-        "Workers are over-optimistic and cases close too early, before change is sustained.",
-        "Improvement has been sustained across the service this year.",
-        "Risk assessments do not consider the history of the family.",
-        "Assessments are thorough and consider the history of the family.",
-        "Information is not shared with schools before strategy discussions.",
-        "Police share information promptly with the front door.",
-        "The garden was large and the house was near the park.",
-    ]
-    out = []
-    for f in range(60):
-        for k, base in enumerate(texts):
-            text = f"In file {f} item {k}: {base[0].lower()}{base[1:]}"
-            out.append((Locator.of("ofsted", f"f{f:03d}.pdf", 1 + k, text, 0, len(text)), text))
-    return out
-
-
-def test_devset_select_targeted_pools_caps_and_exclusion() -> None:
-    sentences = _toy_sentences()
-    excluded = [loc for loc, _ in sentences[:9]]  # every sentence of file f000
-    cands = devset.select_targeted(
-        sentences, exclude=excluded, per_theme=10, praise=8, max_per_file=3, seed=1
-    )
-    pools: dict[str, int] = {}
-    per_file: dict[str, int] = {}
-    for c in cands:
-        pools[c.pool] = pools.get(c.pool, 0) + 1
-        per_file[c.locator.file] = per_file.get(c.locator.file, 0) + 1
-    assert pools == {
-        **{f"cue:{t}": 10 for t in CORE_THEMES},
-        **{f"praise:{t}": 2 for t in CORE_THEMES},
-    }
-    assert max(per_file.values()) <= 3 and "f000.pdf" not in per_file
-    for c in cands:
-        has_cue = bool(devset.CRITICISM_RE.search(devset.normalise(c.text)))
-        assert has_cue == c.pool.startswith("cue:"), c.text
-        assert "garden" not in c.text
-    assert cands == devset.select_targeted(
-        sentences, exclude=excluded, per_theme=10, praise=8, max_per_file=3, seed=1
-    )
-
-
-def test_devset_select_targeted_prefers_strong_phrases() -> None:
-    weak = "The plan was not clear about what the family would do next."
-    strong = "The risk assessment did not consider the history of violence."
-    sentences = []
-    for f in range(20):
-        for k, text in enumerate((weak, f"{strong} ({f})")):
-            sentences.append((Locator.of("ofsted", f"g{f}.pdf", k + 1, text, 0, len(text)), text))
-    cands = devset.select_targeted(sentences, per_theme=10, praise=0, max_per_file=1, seed=3)
-    risk = [c for c in cands if c.pool == "cue:weak_risk_assessment"]
-    assert len(risk) == 10 and all("history of violence" in c.text for c in risk)
-
-
-def test_devset_scan_cache_round_trips(tmp_path: Path) -> None:
-    pairs = [(loc, text) for loc, text in _toy_sentences()[:5]]
-    scan = devset.ScanResult(sentences=pairs, files=1, pages=5, seconds=2.5)
-    devset.save_scan(scan, tmp_path / "scan.jsonl")
-    assert devset.load_scan(tmp_path / "scan.jsonl") == scan
-    (tmp_path / "bad.jsonl").write_text('{"id": 1}\n')
-    with pytest.raises(ValueError, match="not a scan cache"):
-        devset.load_scan(tmp_path / "bad.jsonl")
 
 
 def test_devset_targeted_label_file_covers_its_candidates() -> None:

@@ -1,8 +1,71 @@
 import pytest
 
 from themes.config import SegmentSettings
-from themes.segment import make_nlp, section_of_heading, segment
+from themes.segment import make_nlp, section_of_heading, segment, split_sentences
 from themes.types import Document, Paragraph
+
+# Written for these tests; no real report text.
+TRICKY = (
+    "4.12 The health visitor saw Child A on 3 May, e.g. at the clinic. Mr. X was not seen, "
+    "i.e. he was at work. See para. 6.3 and no. 7 of the plan. Risk rose by 4.5% in 2019! "
+    "Was anyone told? Nobody asked.\n"
+    "Summary of learning\n"
+    "The school knew more than the GP did.\n"
+    "\uf06e Police held the record of the assault.\n"
+    "\u2022 The nursery was not invited\n"
+    "to the strategy discussion.\n"
+    "12. Decisions were not recorded. A short line\n"
+    "continues here in lower case.\n"
+)
+EXPECTED = [
+    "The health visitor saw Child A on 3 May, e.g. at the clinic.",
+    "Mr. X was not seen, i.e. he was at work.",
+    "See para. 6.3 and no. 7 of the plan.",
+    "Risk rose by 4.5% in 2019!",
+    "Was anyone told?",
+    "Nobody asked.",
+    "Summary of learning",
+    "The school knew more than the GP did.",
+    "Police held the record of the assault.",
+    "The nursery was not invited\nto the strategy discussion.",
+    "Decisions were not recorded.",
+    "A short line\ncontinues here in lower case.",
+]
+
+
+def test_segment_split_sentences_handles_abbreviations_bullets_and_headings() -> None:
+    spans = split_sentences(TRICKY)
+    assert [TRICKY[s:e] for s, e in spans] == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [
+        ("The plan (see s. 47) was agreed. It was not reviewed.", 2),
+        ("Dr. Y and Mrs. Z met on 4.12.2019 and agreed a plan.", 1),
+        ("It said \u201cno.\u201d Then the worker left.", 2),
+        ("A written agreement was signed etc. The risk was not analysed.", 2),
+        ("", 0),
+    ],
+)
+def test_segment_split_sentences_counts(text: str, n: int) -> None:
+    assert len(split_sentences(text)) == n
+
+
+def test_segment_split_sentences_is_deterministic_and_in_bounds() -> None:
+    spans = split_sentences(TRICKY * 3)
+    assert spans == split_sentences(TRICKY * 3)
+    assert all(0 <= s < e <= len(TRICKY * 3) for s, e in spans)
+    assert spans == sorted(spans)
+
+
+def test_segment_pipeline_sentences_follow_the_one_splitter() -> None:
+    """make_nlp's sentences are split_sentences' spans, each with its leading bullet or number."""
+    doc = make_nlp()(TRICKY)
+    sents = [s for s in doc.sents if s.text.strip()]
+    assert len(sents) == len(EXPECTED)
+    for sent, expected in zip(sents, EXPECTED, strict=True):
+        assert sent.text.strip().endswith(expected)
 
 
 def _document(texts, kinds=None):

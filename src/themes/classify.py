@@ -85,16 +85,11 @@ def _scope_analyzer(text: str) -> list[str]:
 #: Words an inspector or reviewer uses to say practice was good: a topic word beside them is
 #: usually praise ("risk is well understood"), the commonest hard negative.
 PRAISE_CUES = frozenset(
-    "well good strong effective effectively robust timely thorough comprehensive clear clearly "
-    "appropriate appropriately consistently consistent swift swiftly prompt promptly improved "
-    "improving rigorous skilled sensitive detailed purposeful confident securely secure".split()
+    ["well", "good", "strong", "effective", "effectively", "robust", "timely", "thorough", "comprehensive", "clear", "clearly", "appropriate", "appropriately", "consistently", "consistent", "swift", "swiftly", "prompt", "promptly", "improved", "improving", "rigorous", "skilled", "sensitive", "detailed", "purposeful", "confident", "securely", "secure"]
 )
 #: Words that state a shortfall, including the partial ones ("not always", "variable").
 CRITICISM_CUES = frozenset(
-    "weak weaker poor poorly inconsistent inconsistently variable varied lack lacks lacking "
-    "insufficient insufficiently limited gaps gap fail fails failed failure unrealistic "
-    "overoptimistic optimistic overly too inadequate inadequately delay delays drift shortfalls "
-    "deficits superficial uneven misses missed missing absent unclear unaddressed".split()
+    ["weak", "weaker", "poor", "poorly", "inconsistent", "inconsistently", "variable", "varied", "lack", "lacks", "lacking", "insufficient", "insufficiently", "limited", "gaps", "gap", "fail", "fails", "failed", "failure", "unrealistic", "overoptimistic", "optimistic", "overly", "too", "inadequate", "inadequately", "delay", "delays", "drift", "shortfalls", "deficits", "superficial", "uneven", "misses", "missed", "missing", "absent", "unclear", "unaddressed"]
 )
 _RULE_KINDS = ("plain", "neg", "hyp", "plain_praise", "plain_criticism")
 

@@ -74,7 +74,7 @@ def progress_bar(enabled: bool = True) -> Iterator[None]:
 @app.command()
 def run(
     corpus: Annotated[Path, typer.Option(help="Folder of PDFs (searched recursively).")] = SAMPLE_DIR,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = DEFAULT_OUT_DIR,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = DEFAULT_OUT_DIR,
     model: Annotated[str | None, typer.Option(help="Model version or folder; default models/DEFAULT.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Documents read at once: reader processes, or local Dask worker processes with --dask; "
@@ -126,7 +126,7 @@ def run(
 def classify(
     input: Annotated[str, typer.Argument(help="JSON Lines with id and text; - for stdin.")] = "-",
     model: Annotated[str | None, typer.Option(help="Model version or folder.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--out", "--output", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Score JSON Lines {"id", "text"}: writes {"id", "scores", "themes"} per line."""
     from themes.classify import score_texts
@@ -181,7 +181,7 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[str | None, typer.Option(help="Model version or folder.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write evaluation.json and evaluation.md here.")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Write evaluation.json and evaluation.md here.")] = None,
     documents: Annotated[Path | None, typer.Option(
         help="Folder of labelled PDFs (expected/<stem>.json beside them): evaluate at document level, "
              "model and keyword search, instead of on passages.")] = None,
@@ -254,7 +254,8 @@ def labels_stats(labels: Path = LABELS_DIR) -> None:
 
 
 @labels_app.command("gold")
-def labels_gold(stems: list[str] = typer.Argument(None, help="real sets, e.g. ofsted_dev; default all adjudicated")) -> None:
+def labels_gold(stems: Annotated[list[str] | None, typer.Argument(
+        help="real sets, e.g. ofsted_dev; default all adjudicated")] = None) -> None:
     """Merge a real set's two annotators and the adjudicator's decisions into <set>.gold.jsonl; print kappa."""
     from themes.devset import ADJUDICATION_DIR, agreement, write_gold
     from themes.evaluate import to_markdown

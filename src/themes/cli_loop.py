@@ -1,4 +1,4 @@
-"""Commands of the researcher's loop: ``themes labels import|export|agreement|decisions``,
+"""Commands of the researcher's loop: ``themes labels import|export|labelstudio-config|agreement|decisions``,
 ``themes retrain`` and ``themes models promote|rollback|compare|history``.
 
 Each command parses its arguments and calls one library function; :func:`register` adds them to
@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 
 from themes.config import CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
-from themes.labels import DECISIONS_DIR, FORMATS
+from themes.exchange import FORMATS
+from themes.labels import DECISIONS_DIR
 
 console = Console(stderr=True)
 
@@ -42,7 +43,8 @@ def labels_import(
 ) -> None:
     """Add decisions from an annotation tool's export to the label store (already known ones are skipped)."""
     from themes.codebook import load_codebook
-    from themes.labels import add_new, import_decisions
+    from themes.exchange import import_decisions
+    from themes.labels import add_new
 
     if not path.is_file():
         raise typer.BadParameter(f"{path} is not a file.", param_hint="PATH")
@@ -56,20 +58,69 @@ def labels_import(
           f"{len(decisions) - added} already in {store}.")
 
 
+def output_path(out: Path | None, positional: Path | None, command: str) -> Path:
+    """The file a command writes: ``-o/--out``, or the old positional PATH with a deprecation note."""
+    if out is not None and positional is not None:
+        raise typer.BadParameter(f"give the file once, as -o {out}, not also as PATH.", param_hint="-o/--out")
+    if positional is not None:
+        console.print(f"Deprecated: `{command} PATH` will go; use `{command} -o {positional}`.", style="yellow")
+        return positional
+    if out is None:
+        raise typer.BadParameter("name the file to write with -o PATH.", param_hint="-o/--out")
+    return out
+
+
+OutOpt = Annotated[Path | None, typer.Option("-o", "--out", help="File to write.")]
+OldPathArg = Annotated[Path | None, typer.Argument(help="Deprecated: the file to write; use -o/--out.",
+                                                   show_default=False)]
+
+
 def labels_export(
-    path: Annotated[Path, typer.Argument(help="File to write.")],
+    path: OldPathArg = None,
+    out: OutOpt = None,
     fmt: FormatOpt = "csv",
     current: Annotated[bool, typer.Option(help="Only each annotator's latest decision per passage and theme.")] = False,
     store: StoreOpt = DECISIONS_DIR,
 ) -> None:
-    """Write the label store's decisions (all of them, history included, unless --current)."""
-    from themes.labels import current_labels, export_decisions, load_decisions
+    """Write the label store's decisions (all of them, history included, unless --current).
 
+    Argilla: X.json gets the records and X.settings.json; a folder gets what Dataset.from_disk loads.
+    """
+    from themes.codebook import load_codebook
+    from themes.exchange import export_decisions
+    from themes.labels import current_labels, load_decisions
+
+    target = output_path(out, path, "themes labels export")
     decisions = load_decisions(store)
     if current:
         decisions = current_labels(decisions)
-    n = export_decisions(decisions, path, _check_format(fmt))
-    print(f"Wrote {n} decision(s) to {path} ({fmt}).")
+    n = export_decisions(decisions, target, _check_format(fmt), themes=load_codebook().ids)
+    print(f"Wrote {n} decision(s) to {target} ({fmt}).")
+
+
+def labels_labelstudio_config(
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Write the XML here instead of stdout.")] = None,
+    themes: Annotated[str | None, typer.Option(help="Comma-separated theme ids; default every codebook theme.")] = None,
+    multi: Annotated[bool, typer.Option(
+        "--multi", help="One multi-choice control named 'themes' instead of accept/reject per theme.")] = False,
+) -> None:
+    """The Label Studio labelling config that `labels export -f labelstudio` and `labels import` use."""
+    from themes.codebook import load_codebook
+    from themes.exchange import labelstudio_config
+
+    codebook = load_codebook()
+    chosen = [t.strip() for t in themes.split(",") if t.strip()] if themes else codebook.ids
+    unknown = [t for t in chosen if t not in codebook.ids]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)} not in the codebook; see corpus/codebook.yaml.",
+                                 param_hint="--themes")
+    xml = labelstudio_config(chosen, {t.id: t.label for t in codebook.themes}, multi=multi)
+    if out is None:
+        print(xml, end="")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(xml, encoding="utf-8")
+    console.print(f"Wrote the Label Studio config for {len(chosen)} theme(s) to {out}.")
 
 
 def labels_agreement(
@@ -77,13 +128,14 @@ def labels_agreement(
     themes: Annotated[str | None, typer.Option(help="Comma-separated themes; default every decided theme.")] = None,
 ) -> None:
     """Agreement between annotators: Cohen's kappa per theme and pair, Krippendorff's alpha per theme."""
+    from themes.agreement import annotator_agreement
     from themes.evaluate import to_markdown
-    from themes.labels import agreement, load_decisions
+    from themes.labels import load_decisions
 
     decisions = load_decisions(store)
     if decisions["annotator"].nunique() < 2:
         raise typer.BadParameter(f"{store} holds decisions from fewer than two annotators.", param_hint="--store")
-    result = agreement(decisions, [t.strip() for t in themes.split(",")] if themes else None)
+    result = annotator_agreement(decisions, [t.strip() for t in themes.split(",")] if themes else None)
     print("## Krippendorff's alpha (nominal) per theme\n\n" + to_markdown(result.themes))
     print("\n## Cohen's kappa per theme and pair of annotators\n\n" + to_markdown(result.pairs))
 
@@ -200,6 +252,7 @@ def register(app: typer.Typer, models_app: typer.Typer, labels_app: typer.Typer)
     """Add the loop's commands to the main app and its ``models`` and ``labels`` groups."""
     labels_app.command("import")(labels_import)
     labels_app.command("export")(labels_export)
+    labels_app.command("labelstudio-config")(labels_labelstudio_config)
     labels_app.command("agreement")(labels_agreement)
     labels_app.command("decisions")(labels_decisions)
     app.command("retrain")(retrain)

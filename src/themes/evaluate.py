@@ -291,7 +291,7 @@ def evaluate_documents(
 
     Passages repeated across three or more of the documents are left out as boilerplate, as a run
     leaves them out, and every section is counted (the run's default). Keyword search tags the same
-    passages with the codebook's keywords (:class:`themes.codebook.KeywordBaseline`).
+    passages with the codebook's keywords (:class:`themes.baselines.KeywordBaseline`).
 
     Args:
         docs_dir: folder of PDFs, each with ``expected/<stem>.json`` naming its ``known_themes``.
@@ -302,8 +302,8 @@ def evaluate_documents(
     """
     from themes import dedup, store
     from themes.aggregate import counted_passages
+    from themes.baselines import KeywordBaseline
     from themes.classify import score_passages
-    from themes.codebook import KeywordBaseline
     from themes.registry import LoadedModel, load_model
 
     docs_dir = Path(docs_dir)

@@ -204,7 +204,7 @@ def out_of_fold(
 
 def baselines_on(frame: pd.DataFrame, themes: Sequence[str], split_name: str) -> list[Scores]:
     """Keyword and seed-pattern baselines scored on one split."""
-    from themes.codebook import KeywordBaseline, PatternBaseline
+    from themes.baselines import KeywordBaseline, PatternBaseline
 
     y = label_matrix(frame["labels"], themes)
     kinds = list(frame["kind"]) if "kind" in frame and frame["kind"].notna().any() else None
