@@ -14,11 +14,13 @@ import json
 import logging
 import re
 import shutil
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import require_program
 
 from themes.config import INGEST, SAMPLE_DIR, shared_dir
 from themes.ingest import (
@@ -299,14 +301,15 @@ def test_ingest_ocr_failure_is_a_one_sentence_error(fake_ocrmypdf: Path, monkeyp
 
 def test_ingest_ocr_without_ocrmypdf_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nor beside this Python
     doc = ingest_pdf(DATA / "image_only.pdf", replace(INGEST, ocr=True))
     _assert_one_sentence_error(doc, "image_only.pdf", "no_text_layer")
     assert "ocrmypdf is not on PATH" in (doc.error or "")
 
 
-@pytest.mark.skipif(not (shutil.which("ocrmypdf") and shutil.which("tesseract")),
-                    reason="ocrmypdf and tesseract are not installed")  # fmt: skip
 def test_ingest_ocr_real_ocrmypdf_reads_a_rendered_page(tmp_path: Path) -> None:
+    # ocrmypdf comes with the dev extra; Tesseract and Ghostscript are Debian packages .ci/run installs.
+    require_program("ocrmypdf", "tesseract", "gs")
     import pypdfium2
 
     pdf = pypdfium2.PdfDocument(DATA / "numbered.pdf")

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import fields, replace
@@ -260,7 +261,8 @@ def _ocr_into(doc: Document, path: Path, settings: IngestSettings) -> None:
     installed, fails or finds no text, ``doc`` stays a ``no_text_layer`` error saying why.
     """
     scan = {"name": path.name, "pages": doc.pages}
-    exe = shutil.which("ocrmypdf")
+    # On PATH, or beside this Python: `.venv/bin/themes run --ocr` works without activating the venv.
+    exe = shutil.which("ocrmypdf") or shutil.which("ocrmypdf", path=str(Path(sys.executable).parent))
     if exe is None:
         doc.error = Errors.E113.format(**scan)
         return
