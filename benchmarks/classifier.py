@@ -52,19 +52,13 @@ from themes import embed
 from themes.classify import ThemeClassifier
 from themes.codebook import KeywordBaseline, PatternBaseline, load_codebook
 from themes.config import CORE_THEMES, PROJECT_ROOT, shared_dir
+from themes.dataset import load_labels, load_real_training, split
 from themes.devset import real_label_file
 from themes.embed import EmbeddingClassifier
-from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, score, to_markdown
+from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, score
 from themes.registry import save_model
-from themes.train import (
-    DEFAULT_PARAMS,
-    REAL_WEIGHT,
-    code_version,
-    load_labels,
-    load_real_training,
-    split,
-    trainable_themes,
-)
+from themes.tables import markdown_table
+from themes.train import DEFAULT_PARAMS, REAL_WEIGHT, code_version, trainable_themes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: Numbers of the fine-tuned encoder, measured by benchmarks/finetune_encoder.py (``train`` extra)
@@ -597,22 +591,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in SPLITS:
         table = scores[scores["split"] == name].drop(columns="split")
         if len(table):
-            lines += ["", f"## {titles[name]}", "", to_markdown(table)]
+            lines += ["", f"## {titles[name]}", "", markdown_table(table)]
     lines += ["", f"## Cost (one thread; throughput = one batch of {args.throughput_n} written held-out passages, "
               "repeated, embedding cache off; per CPU second and per wall-clock second on a shared 2-core "
-              "machine; cv_s and train_s are wall-clock)", "", to_markdown(costs)]
-    lines += ["", "## Hard negatives tagged with a core theme", "", to_markdown(hn)]
+              "machine; cv_s and train_s are wall-clock)", "", markdown_table(costs)]
+    lines += ["", "## Hard negatives tagged with a core theme", "", markdown_table(hn)]
     if curve is not None:
         lines += ["", f"## Learning curve on real data: `{default.system}`, real held-out reports", "",
                   "Written training passages always in; real training reports added whole.", "",
-                  to_markdown(curve)]
+                  markdown_table(curve)]
     if len(errors):
         lines += ["", f"## Error analysis: `{default.system}` on the real held-out reports", "",
                   "Locators only (file, page, character offsets of `extract_text()`); the paraphrase column is "
                   "written by a person from the sentence, never the sentence itself.", "",
-                  "### Missed phrasings (false negatives by the search phrasing they hold)", "", to_markdown(missed),
-                  "", "### Which hard negatives fire", "", to_markdown(fired),
-                  "", "### Every error", "", to_markdown(errors.drop(columns=["id"]))]
+                  "### Missed phrasings (false negatives by the search phrasing they hold)", "", markdown_table(missed),
+                  "", "### Which hard negatives fire", "", markdown_table(fired),
+                  "", "### Every error", "", markdown_table(errors.drop(columns=["id"]))]
     markdown = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "classifier.md").write_text(markdown, encoding="utf-8")

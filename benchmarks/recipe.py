@@ -30,18 +30,10 @@ from threadpoolctl import threadpool_limits
 
 from themes.codebook import load_codebook
 from themes.config import CORE_THEMES
-from themes.evaluate import best_thresholds, score, to_markdown
-from themes.train import (
-    code_version,
-    is_real,
-    load_labels,
-    load_real_training,
-    out_of_fold,
-    sample_weights,
-    split,
-    targets,
-    trainable_themes,
-)
+from themes.dataset import is_real, load_labels, load_real_training, split
+from themes.evaluate import best_thresholds, score
+from themes.tables import markdown_table
+from themes.train import code_version, out_of_fold, sample_weights, targets, trainable_themes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: (real weight, rule_weight) pairs tried.
@@ -97,7 +89,7 @@ def main() -> None:
              f"{meta['n_train_docs']} training documents, {meta['n_real_train']} of them real Ofsted sentences "
              f"({', '.join(meta['real_sets'])}). GroupKFold(5) by document; thresholds on the pooled out-of-fold "
              "scores; held-out documents and seeds not read.", "",
-             to_markdown(table), "",
+             markdown_table(table), "",
              f"Chosen: real weight {meta['chosen']['real_weight']:g}, rule weight {meta['chosen']['rule_weight']:g} "
              "(best mean of real and written out-of-fold macro-F1; within 0.01 of it, the higher real score)."]
     (args.out / "recipe.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

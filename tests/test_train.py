@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from themes.config import CORE_THEMES
-from themes.train import is_heldout, label_stats, load_labels, normalised, split
+from themes.dataset import is_heldout, label_stats, load_labels, normalised, split
 
 KINDS = {"positive", "hard_negative", "other_negative"}
 SECTIONS = {"chronology", "analysis", "learning", "recommendation", "background", "methodology"}

@@ -19,6 +19,7 @@ import pandas as pd
 
 from themes import config
 from themes.config import MODELS_DIR
+from themes.tables import document_evaluation_markdown
 
 if TYPE_CHECKING:
     from themes.classify import ThemeClassifier
@@ -192,8 +193,6 @@ def render_card(card: dict) -> str:
         if card.get(key):
             lines += ["", f"## {title}", "", card[key]]
     if card.get("document_evaluation"):
-        from themes.evaluate import document_evaluation_markdown
-
         lines += ["", "## Document-level evaluation (held-out documents; the corrected shares' rates)", "",
                   document_evaluation_markdown(card["document_evaluation"])]
     lines += ["", "## Intended use and limits", "", card.get("limits", "")]
