@@ -6,6 +6,7 @@ import pytest
 from themes.classify import (
     ThemeClassifier,
     _char_wb_transform,
+    informative_term,
     _stacked_sigmoid_models,
     rule_features,
     scope_tokens,
@@ -64,19 +65,33 @@ def test_classify_explain_names_the_driving_words(fitted):
     assert terms and any("passed" in t or "never" in t for t in terms)
 
 
-def test_classify_fast_char_ngrams_equal_scikit_learns():
-    # The fast path must give the exact features the model was trained on, or every score drifts.
+@pytest.mark.parametrize("weighting", [
+    {"sublinear_tf": True},  # the model's setting
+    {"sublinear_tf": False, "norm": "l1"},
+    {"use_idf": False, "norm": None},
+])
+def test_classify_fast_char_ngrams_equal_scikit_learns(weighting):
+    # The fast path must give the exact features the model was trained on, or every score drifts;
+    # its tf-idf weighting is rebuilt from the vectorizer's public settings, so each must be honoured.
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     train = ["The plan was not reviewed after Mr X moved in.", "Information was shared promptly.",
              "No strategy discussion was held; the GP was not invited.", "a b c"] * 3  # fmt: skip
     texts = [*train, "", "   ", "Naïve café — “quoted” words", "x" * 40, "tab\tsep\nnew  line",
              "UPPER case and unseen wørds", "The plan was not reviewed. The plan was not reviewed."]  # fmt: skip
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True).fit(train)
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=1, **weighting).fit(train)
     for _ in range(2):  # cold, then with every word cached
         fast = _char_wb_transform(vec, texts)
         assert fast.shape == (len(texts), len(vec.vocabulary_))
         assert abs(fast - vec.transform(texts)).max() < 1e-12
+
+
+@pytest.mark.parametrize(("term", "informative"), [
+    ("the", False), ("not the", False), ("would", False), ("not", False), ("should not", False),
+    ("not shared", True), ("face value", True), ("cannot share", True),
+])
+def test_classify_explanations_leave_out_terms_of_stop_words_only(term, informative):
+    assert informative_term(term) is informative
 
 
 def test_classify_scope_marks_negated_words():

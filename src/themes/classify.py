@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 from themes.types import Passage, PassageScores
@@ -84,19 +85,32 @@ def _scope_analyzer(text: str) -> list[str]:
 
 #: Words an inspector or reviewer uses to say practice was good: a topic word beside them is
 #: usually praise ("risk is well understood"), the commonest hard negative.
-PRAISE_CUES = frozenset(
-    "well good strong effective effectively robust timely thorough comprehensive clear clearly "
-    "appropriate appropriately consistently consistent swift swiftly prompt promptly improved "
-    "improving rigorous skilled sensitive detailed purposeful confident securely secure".split()
-)
+PRAISE_CUES = frozenset([
+    "well", "good", "strong", "effective", "effectively", "robust", "timely", "thorough",
+    "comprehensive", "clear", "clearly", "appropriate", "appropriately", "consistently", "consistent",
+    "swift", "swiftly", "prompt", "promptly", "improved", "improving", "rigorous", "skilled",
+    "sensitive", "detailed", "purposeful", "confident", "securely", "secure"
+])
 #: Words that state a shortfall, including the partial ones ("not always", "variable").
-CRITICISM_CUES = frozenset(
-    "weak weaker poor poorly inconsistent inconsistently variable varied lack lacks lacking "
-    "insufficient insufficiently limited gaps gap fail fails failed failure unrealistic "
-    "overoptimistic optimistic overly too inadequate inadequately delay delays drift shortfalls "
-    "deficits superficial uneven misses missed missing absent unclear unaddressed".split()
-)
+CRITICISM_CUES = frozenset([
+    "weak", "weaker", "poor", "poorly", "inconsistent", "inconsistently", "variable", "varied", "lack",
+    "lacks", "lacking", "insufficient", "insufficiently", "limited", "gaps", "gap", "fail", "fails",
+    "failed", "failure", "unrealistic", "overoptimistic", "optimistic", "overly", "too", "inadequate",
+    "inadequately", "delay", "delays", "drift", "shortfalls", "deficits", "superficial", "uneven",
+    "misses", "missed", "missing", "absent", "unclear", "unaddressed"
+])
 _RULE_KINDS = ("plain", "neg", "hyp", "plain_praise", "plain_criticism")
+
+
+#: Words the explainer writes for the scope marks (``neg_`` -> "not ", ``hyp_`` -> "would ").
+SCOPE_WORDS = ("not", "would")
+
+
+def informative_term(term: str) -> bool:
+    """Whether an explanation term says something to a reader: not made only of stop words once
+    its scope words are set aside ("as", "that", "not the" explain nothing)."""
+    words = [w for w in term.split() if w not in SCOPE_WORDS]
+    return bool(words) and not all(w in ENGLISH_STOP_WORDS for w in words)
 
 
 def _bare(token: str) -> tuple[str, str]:
@@ -208,7 +222,21 @@ def _char_wb_transform(vec: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr
         shape=(len(texts), len(vocabulary)),
     )
     counts_matrix.sum_duplicates()
-    return vec._tfidf.transform(counts_matrix, copy=False)
+    return _tfidf_weighting(vec, counts_matrix)
+
+
+def _tfidf_weighting(vec: TfidfVectorizer, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+    """The fitted vectorizer's tf-idf weighting of a count matrix, in place, from its public settings
+    (``sublinear_tf``, ``idf_``, ``norm``): what ``TfidfTransformer.transform`` does, without reaching
+    into the vectorizer's private transformer."""
+    if vec.sublinear_tf:
+        np.log(counts.data, counts.data)
+        counts.data += 1.0
+    if vec.use_idf:
+        counts.data *= vec.idf_[counts.indices]
+    if vec.norm is not None:
+        counts = normalize(counts, norm=vec.norm, copy=False)
+    return counts
 
 
 def _fast_char_wb(vec: TfidfVectorizer) -> bool:
@@ -289,7 +317,56 @@ def _model_factory(kind: str, C: float, class_weight: str | None):
     )
 
 
-class ThemeClassifier(ClassifierMixin, BaseEstimator):
+class PerThemeClassifier(ClassifierMixin, BaseEstimator):
+    """What the theme taggers share: one binary linear model per theme column of ``y``, wrapped in
+    sigmoid ``CalibratedClassifierCV`` when the theme has enough examples, and one threshold per theme.
+
+    Subclasses build the features and the linear model; this class fits one model per theme,
+    leaving out the rows not labelled for it (``-1``), and predicts against the thresholds.
+    """
+
+    def __init__(self, themes: Sequence[str] = (), C: float = 8.0, calibrate: bool = True,
+                 class_weight: str | None = "balanced"):
+        self.themes = themes
+        self.C = C
+        self.calibrate = calibrate
+        self.class_weight = class_weight
+
+    def _check_targets(self, texts: Sequence[str], y: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
+            raise ValueError(
+                f"y has shape {y.shape}; expected ({len(texts)}, {len(self.themes)}), one column per theme."
+            )
+        return y
+
+    def _fit_per_theme(self, features: Any, y: np.ndarray, make: Any, uncalibrated: Any,
+                       sample_weight: np.ndarray | None = None) -> None:
+        """Fit ``estimators_`` (``make()`` per theme, calibrated; ``uncalibrated()`` when a theme
+        has fewer than 3 examples of its rarer class) and reset ``thresholds_`` to 0.5."""
+        self.estimators_ = []
+        for j, theme in enumerate(self.themes_):
+            known = y[:, j] >= 0  # -1: this passage was never labelled for this theme
+            target = y[known, j]
+            if target.min() == target.max():
+                raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
+            n_minority = int(min(target.sum(), len(target) - target.sum()))
+            if self.calibrate and n_minority >= 3:
+                est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
+            else:
+                est = uncalibrated()
+            weight = None if sample_weight is None else np.asarray(sample_weight)[known]
+            rows = features if known.all() else features[known]
+            self.estimators_.append(est.fit(rows, target, sample_weight=weight))
+        self.thresholds_ = np.full(len(self.themes_), 0.5)
+        self.n_features_ = features.shape[1]
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """0/1 matrix: each theme's probability against its own threshold."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)
+
+
+class ThemeClassifier(PerThemeClassifier):
     """Multi-label theme tagger: TF-IDF features, one calibrated linear model per theme.
 
     Args:
@@ -318,14 +395,11 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | None = "balanced",
         rule_weight: float = 0.0,
     ):
-        self.themes = themes
+        super().__init__(themes=themes, C=C, calibrate=calibrate, class_weight=class_weight)
         self.model = model
-        self.C = C
         self.use_scope = use_scope
         self.use_words = use_words
         self.use_chars = use_chars
-        self.calibrate = calibrate
-        self.class_weight = class_weight
         self.rule_weight = rule_weight
 
     # -- features ---------------------------------------------------------------------------
@@ -368,11 +442,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         plentiful written ones.
         """
         texts = list(X)
-        y = np.asarray(y)
-        if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
-            raise ValueError(
-                f"y has shape {y.shape}; expected ({len(texts)}, {len(self.themes)}), one column per theme."
-            )
+        y = self._check_targets(texts, y)
         self.themes_ = list(self.themes)
         _STACKED.pop(self, None)  # a refit replaces the models a stacked copy was made from
         self.vectorizers_ = self._vectorizers()
@@ -383,22 +453,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         features = sparse.hstack(blocks, format="csr")
         features.sort_indices()
         make = _model_factory(self.model, self.C, self.class_weight)
-        self.estimators_ = []
-        for j, theme in enumerate(self.themes_):
-            known = y[:, j] >= 0  # -1: this passage was never labelled for this theme
-            target = y[known, j]
-            if target.min() == target.max():
-                raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
-            n_minority = int(min(target.sum(), len(target) - target.sum()))
-            if self.calibrate and n_minority >= 3:
-                est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
-            else:
-                est = make() if self.model == "logreg" else CalibratedClassifierCV(make(), cv=2)
-            weight = None if sample_weight is None else np.asarray(sample_weight)[known]
-            rows = features if known.all() else features[known]
-            self.estimators_.append(est.fit(rows, target, sample_weight=weight))
-        self.thresholds_ = np.full(len(self.themes_), 0.5)
-        self.n_features_ = features.shape[1]
+        self._fit_per_theme(features, y, make,
+                            make if self.model == "logreg" else lambda: CalibratedClassifierCV(make(), cv=2),
+                            sample_weight)
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
@@ -410,10 +467,6 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         if stacked is not None:
             return stacked.predict_proba(features)
         return np.column_stack([est.predict_proba(features)[:, 1] for est in self.estimators_])
-
-    def predict(self, X: Sequence[str]) -> np.ndarray:
-        """0/1 matrix: each theme's probability against its own threshold."""
-        return (self.predict_proba(X) >= self.thresholds_).astype(int)
 
     # -- explanations -----------------------------------------------------------------------
     def _coefficients(self, j: int) -> np.ndarray:
@@ -467,8 +520,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             if name.startswith("chars:"):
                 continue  # character n-grams make poor explanations
             term = name.split(":", 1)[1].replace("neg_", "not ").replace("hyp_", "would ")
-            if all(word in ENGLISH_STOP_WORDS for word in term.replace("not ", "").replace("would ", "").split()):
-                continue  # "as", "that", "not the" explain nothing to a reader
+            if not informative_term(term):
+                continue
             if term not in terms:
                 terms.append(term)
             if len(terms) == k:

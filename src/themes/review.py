@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from themes import labels as label_store
+from themes.classify import SCOPE_WORDS
 from themes.codebook import load_codebook
 from themes.config import DEFAULT_OUT_DIR, MODELS_DIR
 from themes.labels import DECISIONS_DIR, Decision
@@ -165,7 +166,7 @@ def _term_pattern(term: str) -> str | None:
     """A regex for an explanation term: scope prefixes ("not x", "would x") mark words, not text."""
     words = term.split()
     # "not"/"would" before a word are the explainer's spelling of neg_/hyp_ scope marks.
-    core = [w for i, w in enumerate(words) if not (w in ("not", "would") and i + 1 < len(words))]
+    core = [w for i, w in enumerate(words) if not (w in SCOPE_WORDS and i + 1 < len(words))]
     core = [w for w in core if re.fullmatch(r"[a-z0-9']+", w)]
     if not core:
         return None
