@@ -383,18 +383,10 @@ class ThemeClassifier(PerThemeClassifier):
             the model (``rule_keywords_``), so a saved model does not depend on a later codebook.
     """
 
-    def __init__(
-        self,
-        themes: Sequence[str] = (),
-        model: str = "logreg",
-        C: float = 8.0,
-        use_scope: bool = True,
-        use_words: bool = True,
-        use_chars: bool = True,
-        calibrate: bool = True,
-        class_weight: str | None = "balanced",
-        rule_weight: float = 0.0,
-    ):
+    # scikit-learn reads the parameters from this signature, so each is spelled out (not **kwargs).
+    def __init__(self, themes: Sequence[str] = (), model: str = "logreg", C: float = 8.0, use_scope: bool = True,
+                 use_words: bool = True, use_chars: bool = True, calibrate: bool = True,
+                 class_weight: str | None = "balanced", rule_weight: float = 0.0):
         super().__init__(themes=themes, C=C, calibrate=calibrate, class_weight=class_weight)
         self.model = model
         self.use_scope = use_scope

@@ -154,16 +154,10 @@ class EmbeddingClassifier(PerThemeClassifier):
         batch_size: passages per encoder batch.
     """
 
-    def __init__(
-        self,
-        themes: Sequence[str] = (),
-        C: float = 4.0,
-        hybrid: str | None = None,
-        embedding_weight: float = 1.0,
-        calibrate: bool = True,
-        class_weight: str | None = "balanced",
-        batch_size: int = 64,
-    ):
+    # scikit-learn reads the parameters from this signature, so each is spelled out (not **kwargs).
+    def __init__(self, themes: Sequence[str] = (), C: float = 4.0, hybrid: str | None = None,
+                 embedding_weight: float = 1.0, calibrate: bool = True, class_weight: str | None = "balanced",
+                 batch_size: int = 64):
         super().__init__(themes=themes, C=C, calibrate=calibrate, class_weight=class_weight)
         self.hybrid = hybrid
         self.embedding_weight = embedding_weight
