@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from themes.classify import ThemeClassifier
 from themes.codebook import load_codebook
 from themes.config import CORE_THEMES
 from themes.dataset import is_real, load_labels, load_real_training, split
@@ -59,8 +60,8 @@ def main() -> None:
         started = time.perf_counter()
         print(f"... real x{real_weight:g}, rules {rule_weight:g}", file=sys.stderr, flush=True)
         with threadpool_limits(1):
-            oof = out_of_fold({"rule_weight": rule_weight}, list(train_df["text"]), y, list(train_df["doc"]),
-                              themes, weights=sample_weights(train_df, real_weight))
+            oof = out_of_fold(ThemeClassifier(themes=themes, rule_weight=rule_weight), list(train_df["text"]), y,
+                              list(train_df["doc"]), weights=sample_weights(train_df, real_weight))
         pred = (oof >= best_thresholds(y, oof)).astype(int)
         s_real = score("x", "real", y[real_rows][:, core_cols], pred[real_rows][:, core_cols], CORE_THEMES,
                        list(train_df["kind"][real_rows]))

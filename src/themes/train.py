@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from themes import __version__
@@ -92,18 +93,21 @@ def sample_weights(frame: pd.DataFrame, real_weight: float = REAL_WEIGHT) -> np.
 
 
 def out_of_fold(
-    params: dict, texts: Sequence[str], y: np.ndarray, groups: Sequence[str], themes: Sequence[str],
-    n_splits: int = 5, weights: np.ndarray | None = None,
+    estimator: Any, texts: Sequence[str], y: np.ndarray, groups: Sequence[str], n_splits: int = 5,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Out-of-fold probabilities from a cross-validation grouped by document."""
-    proba = np.zeros(y.shape, dtype=float)
-    texts = np.asarray(texts, dtype=object)
-    for train_idx, test_idx in GroupKFold(n_splits=n_splits).split(texts, y, groups):
-        model = ThemeClassifier(themes=themes, **params).fit(
-            list(texts[train_idx]), y[train_idx], sample_weight=None if weights is None else weights[train_idx]
-        )
-        proba[test_idx] = model.predict_proba(list(texts[test_idx]))
-    return proba
+    """Out-of-fold probabilities from a cross-validation grouped by document (``cross_val_predict``).
+
+    The labels reach ``fit`` as a fit parameter rather than as ``y``: given ``y`` and
+    ``method="predict_proba"``, ``cross_val_predict`` label-encodes each column of a 2-D ``y``
+    (turning the "not labelled" ``-1`` into a class) and asks for a ``classes_`` that a
+    multi-label model does not have. The folds are the same ``GroupKFold`` splits either way.
+    """
+    fit_params: dict[str, Any] = {"y": np.asarray(y)}
+    if weights is not None:
+        fit_params["sample_weight"] = np.asarray(weights)
+    return cross_val_predict(estimator, list(texts), groups=list(groups), cv=GroupKFold(n_splits=n_splits),
+                             method="predict_proba", params=fit_params)
 
 
 def learning_curve(
@@ -176,7 +180,8 @@ def train(
     weights = sample_weights(train_df, real_weight)
     started = time.perf_counter()
     with threadpool_limits(1):  # BLAS/OpenMP pools fight on 2 cores (STACK-NOTES.md)
-        oof = out_of_fold(params, list(train_df["text"]), y_train, list(train_df["doc"]), themes, n_splits, weights)
+        oof = out_of_fold(ThemeClassifier(themes=themes, **params), list(train_df["text"]), y_train,
+                          list(train_df["doc"]), n_splits, weights)
         thresholds = best_thresholds(y_train, oof)
         model = ThemeClassifier(themes=themes, **params).fit(list(train_df["text"]), y_train, sample_weight=weights)
         model.thresholds_ = thresholds
