@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
+from themes.codebook import load_codebook
 from themes.types import Passage, PassageScores
 
 # Cues that open a negation scope; the scope runs to the next clause break.
@@ -302,8 +303,6 @@ def _stacked_sigmoid_models(model: Any) -> _StackedSigmoid | None:
 
 def _codebook_keywords() -> dict[str, list[str]]:
     """Every codebook theme's keywords (read once per fit; the model keeps its own copy)."""
-    from themes.codebook import load_codebook
-
     codebook = load_codebook()
     return {t: list(codebook.get(t).keywords) for t in codebook.ids}
 

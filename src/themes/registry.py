@@ -12,6 +12,7 @@ import json
 import threading
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -223,8 +224,6 @@ def history(models_dir: Path = MODELS_DIR) -> list[dict]:
 
 
 def _log(models_dir: Path, action: str, before: str | None, after: str, reason: str, chosen: bool = False) -> None:
-    from datetime import UTC, datetime
-
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "from": before,
              "to": after, "reason": reason}
     if chosen:

@@ -145,6 +145,8 @@ def code_version() -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of the libraries a saved model depends on, for its card."""
+    # Imported here: spaCy and skops take seconds to import and only a card needs their versions.
     import sklearn
     import skops
     import spacy
