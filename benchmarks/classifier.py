@@ -436,7 +436,7 @@ def _phrasing(theme: str, text: str) -> str:
 
 def _negative_kind(text: str) -> str:
     """Why a hard negative might fire: the cue it carries (praise, negation, recommendation, or none)."""
-    from themes.classify import CRITICISM_CUES, PRAISE_CUES, scope_tokens
+    from themes.features import CRITICISM_CUES, PRAISE_CUES, scope_tokens
 
     tokens = scope_tokens(text)
     words = {t.split("_", 1)[-1] for t in tokens}
