@@ -62,7 +62,7 @@ from themes.train import DEFAULT_PARAMS, REAL_WEIGHT, code_version, trainable_th
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: Numbers of the fine-tuned encoder, measured by benchmarks/finetune_encoder.py (``train`` extra)
-#: on the same splits; shown beside the others when present.
+#: on the same splits; summed up in one note line (:func:`finetuned_note`) when present.
 FINETUNED_RESULTS = RESULTS_DIR / "finetuned.json"
 #: Short paraphrases of the real held-out errors, written by a person (never the real text).
 PARAPHRASES = RESULTS_DIR / "paraphrases.json"
@@ -351,14 +351,27 @@ def run_system(
     return out
 
 
-def finetuned_rows() -> tuple[list[dict], list[dict], list[str]]:
-    """Rows, cost rows (one per exported variant) and notes of benchmarks/finetune_encoder.py, when present."""
-    if not FINETUNED_RESULTS.is_file():
-        return [], [], [(f"Fine-tuned encoder: no {FINETUNED_RESULTS.name} (run benchmarks/finetune_encoder.py "
-                         "with the `train` extra).")]
-    payload = json.loads(FINETUNED_RESULTS.read_text(encoding="utf-8"))
-    costs = payload.get("costs") or ([payload["cost"]] if payload.get("cost") else [])
-    return payload.get("scores", []), costs, payload.get("notes", [])
+def finetuned_note(path: Path = FINETUNED_RESULTS) -> str:
+    """One line on the fine-tuned encoder, from the results its own script wrote (finetuned.json).
+
+    Its numbers are not merged into this benchmark's tables: the two scripts run at different
+    times (the encoder needs the ``train`` extra and an hour), and a table mixing both runs would
+    go stale whenever one is re-run without the other.
+    """
+    if not path.is_file():
+        return (f"Fine-tuned encoder: no {path.name} yet (benchmarks/finetune_encoder.py with the `train` extra "
+                "writes it and finetuned.md).")
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    scores = {(r["system"], r["split"]): r for r in payload.get("scores", [])}
+    rates = {c["system"]: c.get("passages_per_cpu_s") for c in payload.get("costs") or [payload.get("cost") or {}]}
+    systems = list(dict.fromkeys(system for system, _ in scores))
+    parts = [f"{system} real held-out macro_f1_present {scores[(system, 'real held-out')]['macro_f1_present']:.3f}, "
+             f"seeds macro_f1_core {scores[(system, 'seeds')]['macro_f1_core']:.3f}, "
+             f"{rates.get(system)} passages/CPU s" for system in systems
+             if (system, "real held-out") in scores and (system, "seeds") in scores]
+    meta = payload.get("meta", {})
+    return (f"Fine-tuned encoder, same splits and scoring (benchmarks/finetune_encoder.py, run {meta.get('run_at')}, "
+            f"code {meta.get('code_version')}): " + "; ".join(parts) + ". Every table: finetuned.md.")
 
 
 def hard_negative_counts(outcomes: Sequence[Outcome], data: Data) -> pd.DataFrame:
@@ -538,14 +551,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"... {system.name}", file=sys.stderr, flush=True)
         outcomes.append(run_system(system, themes, data, args.throughput_n, encode_s_per_text))
 
-    ft_scores, ft_costs, ft_notes = finetuned_rows()
-    notes += ft_notes
-    scores = pd.DataFrame([row for o in outcomes for row in o.scores] + ft_scores)
+    notes.append(finetuned_note())
+    scores = pd.DataFrame([row for o in outcomes for row in o.scores])
     costs = pd.DataFrame([
         {"system": o.system, "cv_s": o.cv_s, "train_s": o.train_s, "passages_per_cpu_s": o.passages_per_s,
          "passages_per_wall_s": o.passages_per_wall_s, "model_mb": o.model_mb, "note": o.note}
         for o in outcomes
-    ] + ft_costs)
+    ])
     hn = hard_negative_counts(outcomes, data)
     default = next(o for o, s in zip(outcomes, chosen) if s.name.endswith("(default)"))
     default_system = next(s for s in chosen if s.name.endswith("(default)"))

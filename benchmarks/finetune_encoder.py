@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Fine-tuned MiniLM (issue 12, candidate 2)", "",
              (f"Run {payload['meta']['run_at']} (code {payload['meta']['code_version']}) by "
               "`benchmarks/finetune_encoder.py`; the same splits and scoring as `benchmarks/classifier.py`, "
-              "which shows these rows beside the other systems."), ""]
+              "whose classifier.md sums these rows up in one note and points here."), ""]
     lines += [f"- {n}" for n in notes]
     for split_name in ("cv (oof)", "written held-out", "real held-out", "seeds"):
         part = table[table["split"] == split_name].drop(columns="split")
