@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from themes.evaluate import baselines_on, best_thresholds, comparison_table, known_label_matrix, label_matrix, score
+from themes.evaluate import (
+    baselines_on,
+    best_thresholds,
+    comparison_table,
+    known_label_matrix,
+    label_matrix,
+    score,
+)
 
 
 def test_evaluate_label_matrix_marks_unlabelled_themes_of_real_sentences():

@@ -188,13 +188,13 @@ def test_review_filter_widget_refills_the_queue_as_filter_passages_would(run, tm
 
 def test_review_explain_terms_are_the_models_own_and_none_without_an_explainer():
     class Explains:
-        themes_ = ["optimism_bias"]
+        themes_ = ("optimism_bias",)
 
         def explain(self, text, theme, k=5):
             return ["face value", "accepted"][:k]
 
     class CannotExplain:
-        themes_ = ["optimism_bias"]
+        themes_ = ("optimism_bias",)
 
     assert review.explain_terms(Explains(), "text", "optimism_bias", k=1) == ["face value"]
     assert review.explain_terms(Explains(), "text", "weak_risk_assessment") == []
