@@ -53,23 +53,17 @@ from themes.baselines import KeywordBaseline, PatternBaseline
 from themes.classify import ThemeClassifier
 from themes.codebook import load_codebook
 from themes.config import CORE_THEMES, PROJECT_ROOT, shared_dir
+from themes.dataset import load_labels, load_real_training, split
 from themes.devset import real_label_file
 from themes.embed import EmbeddingClassifier
-from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, score, to_markdown
+from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, score
 from themes.registry import save_model
-from themes.train import (
-    DEFAULT_PARAMS,
-    REAL_WEIGHT,
-    code_version,
-    load_labels,
-    load_real_training,
-    split,
-    trainable_themes,
-)
+from themes.tables import markdown_table
+from themes.train import DEFAULT_PARAMS, REAL_WEIGHT, code_version, trainable_themes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: Numbers of the fine-tuned encoder, measured by benchmarks/finetune_encoder.py (``train`` extra)
-#: on the same splits; shown beside the others when present.
+#: on the same splits; summed up in one note line (:func:`finetuned_note`) when present.
 FINETUNED_RESULTS = RESULTS_DIR / "finetuned.json"
 #: Short paraphrases of the real held-out errors, written by a person (never the real text).
 PARAPHRASES = RESULTS_DIR / "paraphrases.json"
@@ -358,14 +352,27 @@ def run_system(
     return out
 
 
-def finetuned_rows() -> tuple[list[dict], list[dict], list[str]]:
-    """Rows, cost rows (one per exported variant) and notes of benchmarks/finetune_encoder.py, when present."""
-    if not FINETUNED_RESULTS.is_file():
-        return [], [], [(f"Fine-tuned encoder: no {FINETUNED_RESULTS.name} (run benchmarks/finetune_encoder.py "
-                         "with the `train` extra).")]
-    payload = json.loads(FINETUNED_RESULTS.read_text(encoding="utf-8"))
-    costs = payload.get("costs") or ([payload["cost"]] if payload.get("cost") else [])
-    return payload.get("scores", []), costs, payload.get("notes", [])
+def finetuned_note(path: Path = FINETUNED_RESULTS) -> str:
+    """One line on the fine-tuned encoder, from the results its own script wrote (finetuned.json).
+
+    Its numbers are not merged into this benchmark's tables: the two scripts run at different
+    times (the encoder needs the ``train`` extra and an hour), and a table mixing both runs would
+    go stale whenever one is re-run without the other.
+    """
+    if not path.is_file():
+        return (f"Fine-tuned encoder: no {path.name} yet (benchmarks/finetune_encoder.py with the `train` extra "
+                "writes it and finetuned.md).")
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    scores = {(r["system"], r["split"]): r for r in payload.get("scores", [])}
+    rates = {c["system"]: c.get("passages_per_cpu_s") for c in payload.get("costs") or [payload.get("cost") or {}]}
+    systems = list(dict.fromkeys(system for system, _ in scores))
+    parts = [f"{system} real held-out macro_f1_present {scores[(system, 'real held-out')]['macro_f1_present']:.3f}, "
+             f"seeds macro_f1_core {scores[(system, 'seeds')]['macro_f1_core']:.3f}, "
+             f"{rates.get(system)} passages/CPU s" for system in systems
+             if (system, "real held-out") in scores and (system, "seeds") in scores]
+    meta = payload.get("meta", {})
+    return (f"Fine-tuned encoder, same splits and scoring (benchmarks/finetune_encoder.py, run {meta.get('run_at')}, "
+            f"code {meta.get('code_version')}): " + "; ".join(parts) + ". Every table: finetuned.md.")
 
 
 def hard_negative_counts(outcomes: Sequence[Outcome], data: Data) -> pd.DataFrame:
@@ -443,7 +450,7 @@ def _phrasing(theme: str, text: str) -> str:
 
 def _negative_kind(text: str) -> str:
     """Why a hard negative might fire: the cue it carries (praise, negation, recommendation, or none)."""
-    from themes.classify import CRITICISM_CUES, PRAISE_CUES, scope_tokens
+    from themes.features import CRITICISM_CUES, PRAISE_CUES, scope_tokens
 
     tokens = scope_tokens(text)
     words = {t.split("_", 1)[-1] for t in tokens}
@@ -545,14 +552,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"... {system.name}", file=sys.stderr, flush=True)
         outcomes.append(run_system(system, themes, data, args.throughput_n, encode_s_per_text))
 
-    ft_scores, ft_costs, ft_notes = finetuned_rows()
-    notes += ft_notes
-    scores = pd.DataFrame([row for o in outcomes for row in o.scores] + ft_scores)
+    notes.append(finetuned_note())
+    scores = pd.DataFrame([row for o in outcomes for row in o.scores])
     costs = pd.DataFrame([
         {"system": o.system, "cv_s": o.cv_s, "train_s": o.train_s, "passages_per_cpu_s": o.passages_per_s,
          "passages_per_wall_s": o.passages_per_wall_s, "model_mb": o.model_mb, "note": o.note}
         for o in outcomes
-    ] + ft_costs)
+    ])
     hn = hard_negative_counts(outcomes, data)
     default = next(o for o, s in zip(outcomes, chosen) if s.name.endswith("(default)"))
     default_system = next(s for s in chosen if s.name.endswith("(default)"))
@@ -598,22 +604,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in SPLITS:
         table = scores[scores["split"] == name].drop(columns="split")
         if len(table):
-            lines += ["", f"## {titles[name]}", "", to_markdown(table)]
+            lines += ["", f"## {titles[name]}", "", markdown_table(table)]
     lines += ["", f"## Cost (one thread; throughput = one batch of {args.throughput_n} written held-out passages, "
               "repeated, embedding cache off; per CPU second and per wall-clock second on a shared 2-core "
-              "machine; cv_s and train_s are wall-clock)", "", to_markdown(costs)]
-    lines += ["", "## Hard negatives tagged with a core theme", "", to_markdown(hn)]
+              "machine; cv_s and train_s are wall-clock)", "", markdown_table(costs)]
+    lines += ["", "## Hard negatives tagged with a core theme", "", markdown_table(hn)]
     if curve is not None:
         lines += ["", f"## Learning curve on real data: `{default.system}`, real held-out reports", "",
                   "Written training passages always in; real training reports added whole.", "",
-                  to_markdown(curve)]
+                  markdown_table(curve)]
     if len(errors):
         lines += ["", f"## Error analysis: `{default.system}` on the real held-out reports", "",
                   "Locators only (file, page, character offsets of `extract_text()`); the paraphrase column is "
                   "written by a person from the sentence, never the sentence itself.", "",
-                  "### Missed phrasings (false negatives by the search phrasing they hold)", "", to_markdown(missed),
-                  "", "### Which hard negatives fire", "", to_markdown(fired),
-                  "", "### Every error", "", to_markdown(errors.drop(columns=["id"]))]
+                  "### Missed phrasings (false negatives by the search phrasing they hold)", "", markdown_table(missed),
+                  "", "### Which hard negatives fire", "", markdown_table(fired),
+                  "", "### Every error", "", markdown_table(errors.drop(columns=["id"]))]
     markdown = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "classifier.md").write_text(markdown, encoding="utf-8")

@@ -2,8 +2,8 @@
 
 For the current default model (or ``--model``), the 40 team-written review-style PDFs of
 ``corpus/doc-eval`` go through the pipeline's own ingest → segment → classify path
-(:func:`themes.evaluate.evaluate_documents`); the presence rule is chosen by cross-validation over
-the documents (:func:`themes.evaluate.choose_presence_rule`) and every document is judged out of
+(:func:`themes.doceval.evaluate_documents`); the presence rule is chosen by cross-validation over
+the documents (:func:`themes.doceval.choose_presence_rule`) and every document is judged out of
 fold. Keyword search (the codebook's keywords per passage, a minimum passage count chosen the same
 way) is scored beside it.
 
@@ -35,7 +35,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from themes.config import CORE_THEMES, DOC_EVAL_DIR, PROJECT_ROOT
-from themes.evaluate import document_evaluation, document_evaluation_markdown
+from themes.doceval import document_evaluation
+from themes.tables import document_evaluation_markdown
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 TARGET_ACCURACY = 0.9

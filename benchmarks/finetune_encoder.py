@@ -59,9 +59,11 @@ from classifier import (  # benchmarks/ is not a package: classifier.py is impor
 
 from themes.codebook import load_codebook
 from themes.config import CORE_THEMES
+from themes.dataset import data_hash
 from themes.encoder import OnnxThemeClassifier, save_head
-from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, to_markdown
-from themes.train import REAL_WEIGHT, code_version, data_hash, trainable_themes
+from themes.evaluate import best_thresholds, known_label_matrix, label_matrix
+from themes.tables import markdown_table
+from themes.train import REAL_WEIGHT, code_version, trainable_themes
 
 SYSTEM = "MiniLM fine-tuned"
 MODEL_OUT = Path("/tmp/themes-minilm-finetuned")
@@ -453,13 +455,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Fine-tuned MiniLM (issue 12, candidate 2)", "",
              (f"Run {payload['meta']['run_at']} (code {payload['meta']['code_version']}) by "
               "`benchmarks/finetune_encoder.py`; the same splits and scoring as `benchmarks/classifier.py`, "
-              "which shows these rows beside the other systems."), ""]
+              "whose classifier.md sums these rows up in one note and points here."), ""]
     lines += [f"- {n}" for n in notes]
     for split_name in ("cv (oof)", "written held-out", "real held-out", "seeds"):
         part = table[table["split"] == split_name].drop(columns="split")
         if len(part):
-            lines += ["", f"## {split_name}", "", to_markdown(part)]
-    lines += ["", "## Cost", "", to_markdown(pd.DataFrame(costs))]
+            lines += ["", f"## {split_name}", "", markdown_table(part)]
+    lines += ["", "## Cost", "", markdown_table(pd.DataFrame(costs))]
     markdown = "\n".join(lines) + "\n"
     (args.out / "finetuned.md").write_text(markdown, encoding="utf-8")
     print(markdown)

@@ -28,20 +28,13 @@ from pathlib import Path
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from themes.classify import ThemeClassifier
 from themes.codebook import load_codebook
 from themes.config import CORE_THEMES
-from themes.evaluate import best_thresholds, score, to_markdown
-from themes.train import (
-    code_version,
-    is_real,
-    load_labels,
-    load_real_training,
-    out_of_fold,
-    sample_weights,
-    split,
-    targets,
-    trainable_themes,
-)
+from themes.dataset import is_real, load_labels, load_real_training, split
+from themes.evaluate import best_thresholds, score
+from themes.tables import markdown_table
+from themes.train import code_version, out_of_fold, sample_weights, targets, trainable_themes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: (real weight, rule_weight) pairs tried.
@@ -67,8 +60,8 @@ def main() -> None:
         started = time.perf_counter()
         print(f"... real x{real_weight:g}, rules {rule_weight:g}", file=sys.stderr, flush=True)
         with threadpool_limits(1):
-            oof = out_of_fold({"rule_weight": rule_weight}, list(train_df["text"]), y, list(train_df["doc"]),
-                              themes, weights=sample_weights(train_df, real_weight))
+            oof = out_of_fold(ThemeClassifier(themes=themes, rule_weight=rule_weight), list(train_df["text"]), y,
+                              list(train_df["doc"]), weights=sample_weights(train_df, real_weight))
         pred = (oof >= best_thresholds(y, oof)).astype(int)
         s_real = score("x", "real", y[real_rows][:, core_cols], pred[real_rows][:, core_cols], CORE_THEMES,
                        list(train_df["kind"][real_rows]))
@@ -97,7 +90,7 @@ def main() -> None:
              f"{meta['n_train_docs']} training documents, {meta['n_real_train']} of them real Ofsted sentences "
              f"({', '.join(meta['real_sets'])}). GroupKFold(5) by document; thresholds on the pooled out-of-fold "
              "scores; held-out documents and seeds not read.", "",
-             to_markdown(table), "",
+             markdown_table(table), "",
              f"Chosen: real weight {meta['chosen']['real_weight']:g}, rule weight {meta['chosen']['rule_weight']:g} "
              "(best mean of real and written out-of-fold macro-F1; within 0.01 of it, the higher real score)."]
     (args.out / "recipe.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,174 +1,60 @@
-"""Document-level evaluation: the presence rule chosen by cross-validation, and the card that records it."""
+"""Passage-level evaluation: per-theme scores, thresholds chosen on out-of-fold scores, baselines beside."""
 
 from __future__ import annotations
-
-import html
-import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from themes.aggregate import FEATURE_COLUMNS, aggregate, correction_from_card
-from themes.config import CORE_THEMES, DOC_EVAL_DIR, LABELS_DIR, MODELS_DIR, SAMPLE_DIR
 from themes.evaluate import (
-    DocumentSet,
-    choose_presence_rule,
-    document_evaluation,
-    write_card_evaluation,
+    baselines_on,
+    best_thresholds,
+    comparison_table,
+    known_label_matrix,
+    label_matrix,
+    score,
 )
-from themes.ingest import doc_id_of
 
 
-def _features(kind: str, n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """Documents where exactly one feature tells present from absent; the others are noise."""
-    rng = np.random.default_rng(seed)
-    truth = np.arange(n) % 3 != 0
-    frame = pd.DataFrame({
-        "doc_id": [f"d{i}" for i in range(n)], "theme": "t",
-        "n_over": rng.integers(0, 6, n).astype(float), "max": rng.uniform(0.2, 0.99, n),
-        "noisy_or": rng.uniform(0.0, 6.0, n), "top3_mean": rng.uniform(0.1, 0.9, n),
-        "n_passages": rng.integers(20, 200, n).astype(float), "truth": truth,
-    })
-    if kind == "count":  # three or more passages over threshold, and only then
-        frame["n_over"] = np.where(truth, rng.integers(3, 7, n), rng.integers(0, 3, n)).astype(float)
-    else:  # the best passage score alone separates them
-        frame["max"] = np.where(truth, rng.uniform(0.75, 0.99, n), rng.uniform(0.2, 0.6, n))
-    return frame
+def test_evaluate_label_matrix_marks_unlabelled_themes_of_real_sentences():
+    labels = [["optimism_bias"], [], ["optimism_bias", "neglect"]]
+    themes = ["optimism_bias", "neglect"]
+    assert label_matrix(labels, themes).tolist() == [[1, 0], [0, 0], [1, 1]]
+    # A real sentence (second flag True) was labelled for the core themes only: "neglect" is unknown.
+    assert known_label_matrix(labels, [False, True, False], themes).tolist() == [[1, 0], [0, -1], [1, 1]]
 
 
-@pytest.mark.parametrize("kind", ["count", "max"])
-def test_evaluate_choose_presence_rule_picks_the_rule_that_is_best(kind):
-    choice = choose_presence_rule(_features(kind), kinds=["count", "max", "noisy_or"])
-    scores = {k: v["mean_accuracy"] for k, v in choice.cv["candidates"].items()}
-    assert choice.rule.kind == kind and scores[kind] == max(scores.values())
-    assert scores[kind] > max(v for k, v in scores.items() if k != kind) + 0.1
-    if kind == "count":
-        assert choice.rule.k == {"t": 3}
-    else:
-        assert 0.6 <= choice.rule.cut["t"] <= 0.75
-    # Every document is judged once, out of fold.
-    assert sorted(choice.oof["doc_id"]) == sorted(f"d{i}" for i in range(40))
+def test_evaluate_best_threshold_is_the_middle_of_the_best_f1_plateau():
+    y = np.array([[1], [1], [0], [0]])
+    proba = np.array([[0.9], [0.8], [0.3], [0.1]])
+    # Every threshold in (0.3, 0.8] separates the classes perfectly; the middle one is chosen.
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
+    perfect = grid[(grid > 0.3) & (grid <= 0.8)]
+    assert best_thresholds(y, proba)[0] == pytest.approx(perfect[len(perfect) // 2])
 
 
-def test_evaluate_cut_is_fitted_on_training_folds_only():
-    # A theme whose truth is noise: a rule fitted on all documents looks good, out of fold it cannot.
-    frame = _features("max")
-    frame["truth"] = np.random.default_rng(5).random(len(frame)) < 0.5
-    choice = choose_presence_rule(frame, kinds=["max"])
-    assert choice.cv["candidates"]["max"]["mean_accuracy"] < 0.75
+def test_evaluate_best_threshold_leaves_out_rows_not_labelled_for_the_theme():
+    y = np.array([[1], [0], [-1], [-1]])
+    proba = np.array([[0.9], [0.2], [0.95], [0.96]])
+    with_unknown = best_thresholds(y, proba)
+    assert with_unknown[0] == pytest.approx(best_thresholds(y[:2], proba[:2])[0])
 
 
-def _document_set(tmp_path: Path) -> DocumentSet:
-    themes = ["t", "u"]
-    rows = []
-    for theme in themes:
-        part = _features("max" if theme == "t" else "count", seed=len(theme))
-        rows.append(part.assign(theme=theme))
-    features = pd.concat(rows, ignore_index=True)
-    documents = pd.DataFrame({"doc_id": [f"{i:064x}" for i in range(40)], "file": [f"d{i}.pdf" for i in range(40)]})
-    features["doc_id"] = features["doc_id"].str[1:].astype(int).map(lambda i: f"{i:064x}")
-    keyword = features.assign(n_over=(features["n_over"] > 2).astype(float))
-    return DocumentSet(tmp_path, documents, themes, "m-1", {"t": 0.5, "u": 0.5}, features, keyword, pd.DataFrame())
+def test_evaluate_score_counts_hard_negatives_tagged_with_any_core_theme():
+    themes = ["optimism_bias", "weak_risk_assessment"]
+    y = np.array([[1, 0], [0, 0], [0, 0], [0, 1]])
+    pred = np.array([[1, 0], [0, 1], [0, 0], [0, 1]])
+    s = score("m", "heldout", y, pred, themes, ["positive", "hard_negative", "hard_negative", "positive"])
+    assert s.hard_negative_fpr == 0.5
+    assert s.macro_f1_core == pytest.approx((1.0 + 2 / 3) / 2)
+    row = comparison_table([s]).iloc[0]
+    assert (row["system"], row["split"], row["n"]) == ("m", "heldout", 4)
 
 
-def test_evaluate_document_evaluation_is_json_ready_and_goes_into_the_card_alone(tmp_path):
-    evaluation = document_evaluation(documents=_document_set(tmp_path))
-    evaluation = json.loads(json.dumps(evaluation))  # plain JSON: no pickles, no numpy scalars
-    assert evaluation["n_documents"] == 40 and len(evaluation["documents"]) == 40
-    assert set(evaluation["rule"]["cv"]["candidates"]) == {"count", "max", "noisy_or", "logistic"}
-    for block in (evaluation["themes"]["t"], evaluation["keyword_search"]["themes"]["u"]):
-        assert block["tp"] + block["fp"] + block["tn"] + block["fn"] == 40
-        for key in ("sensitivity", "specificity", "accuracy", "true_share", "predicted_share", "share_error"):
-            assert key in block
-    folder = tmp_path / "models" / "m-1"
-    folder.mkdir(parents=True)
-    card = {"version": "m-1", "summary": "s", "thresholds": {"t": 0.5}, "themes": ["t", "u"]}
-    (folder / "card.json").write_text(json.dumps(card))
-    (folder / "model.skops").write_bytes(b"")
-    write_card_evaluation("m-1", evaluation, tmp_path / "models")
-    saved = json.loads((folder / "card.json").read_text())
-    assert {k: v for k, v in saved.items() if k != "document_evaluation"} == card
-    correction = correction_from_card(saved)
-    assert correction is not None and correction.rule.kind == evaluation["rule"]["kind"]
-    assert "Document-level evaluation" in (folder / "card.md").read_text()
-
-
-# -- the shipped default model's card -----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def default_card() -> dict:
-    version = (MODELS_DIR / "DEFAULT").read_text().strip()
-    card = json.loads((MODELS_DIR / version / "card.json").read_text())
-    if "document_evaluation" not in card:
-        pytest.fail(f"The default model {version}'s card has no document_evaluation: run "
-                    "`themes evaluate --documents corpus/doc-eval --write-card`.")
-    return card
-
-
-def _label_documents() -> set[str]:
-    names: set[str] = set()
-    for path in list(LABELS_DIR.glob("passages-*.jsonl")) + list((LABELS_DIR / "real").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                names |= {str(row[k]) for k in ("doc", "doc_id", "file") if row.get(k)}
-    return names
-
-
-def test_evaluate_card_documents_are_the_doc_eval_set_and_never_sample_or_labelled(default_card):
-    evaluation = default_card["document_evaluation"]
-    ids, files = set(evaluation["documents"]), set(evaluation["files"])
-    doc_eval = {doc_id_of(p) for p in DOC_EVAL_DIR.glob("*.pdf")}
-    assert len(ids) == evaluation["n_documents"] >= 40 and ids == doc_eval
-    assert not ids & {doc_id_of(p) for p in SAMPLE_DIR.glob("*.pdf")}
-    assert not files & {p.name for p in SAMPLE_DIR.glob("*.pdf")}
-    labelled = _label_documents() | set(default_card.get("training_documents", []))
-    assert not (ids | files | {Path(f).stem for f in files}) & labelled
-    for theme in CORE_THEMES:
-        block = evaluation["themes"][theme]
-        assert block["tp"] + block["fp"] + block["tn"] + block["fn"] == evaluation["n_documents"]
-
-
-def test_evaluate_report_names_the_cards_documents_and_rule(default_card):
-    from themes.report import render_report
-
-    correction = correction_from_card(default_card)
-    documents = pd.DataFrame({"doc_id": ["a", "b"], "file": ["a.pdf", "b.pdf"], "status": ["ok", "ok"],
-                              "error_kind": [None, None], "error": [None, None], "pages": [10, 10],
-                              "title": ["A", "B"], "area": ["X", "Y"], "year": [2020, 2021],
-                              "review_type": ["LCSPR", "LCSPR"], "ocr": [False, False], "bad_pages": ["", ""]})
-    passages = pd.DataFrame({"passage_id": ["a1", "b1"], "doc_id": ["a", "b"], "page": [1, 1],
-                             "section": ["analysis", "analysis"], "text": ["One.", "Two."]})
-    themes = list(CORE_THEMES)
-    predictions = pd.DataFrame([{"passage_id": p, "theme": t, "score": 0.99 if p == "a1" else 0.01,
-                                 "tagged": p == "a1", "model_version": default_card["version"]}
-                                for p in ("a1", "b1") for t in themes])
-    result = aggregate(documents, passages, predictions, themes, correction=correction)
-    page = render_report(result, documents, passages, predictions, themes, default_card["version"], None, {})
-    n = default_card["document_evaluation"]["n_documents"]
-    assert f"measured on {n} held-out documents ({default_card['document_evaluation']['set']}" in page
-    assert f"card of model {default_card['version']}" in page
-    assert html.escape(correction.rule.describe()) in page  # the card's rule, in "How this was counted"
-    assert default_card["document_evaluation"]["rule"]["description"] == correction.rule.describe()
-
-
-@pytest.mark.slow
-def test_evaluate_documents_runs_the_pipeline_path_on_doc_eval_pdfs(tmp_path):
-    from themes.evaluate import evaluate_documents
-
-    folder = tmp_path / "docs"
-    (folder / "expected").mkdir(parents=True)
-    for pdf in sorted(DOC_EVAL_DIR.glob("*.pdf"))[:3]:
-        shutil.copy2(pdf, folder / pdf.name)
-        shutil.copy2(DOC_EVAL_DIR / "expected" / f"{pdf.stem}.json", folder / "expected" / f"{pdf.stem}.json")
-    docs = evaluate_documents(folder, None)
-    assert list(docs.documents["doc_id"]) == [doc_id_of(p) for p in sorted(folder.glob("*.pdf"))]
-    for frame in (docs.model_features, docs.keyword_features):
-        assert len(frame) == 3 * len(docs.themes) and set(FEATURE_COLUMNS) <= set(frame.columns)
-        assert (frame["n_passages"] > 0).all()
-    truth = json.loads((folder / "expected" / f"{min(folder.glob('*.pdf')).stem}.json").read_text())
-    first = docs.model_features[docs.model_features["doc_id"] == docs.documents["doc_id"][0]]
-    assert set(first.loc[first["truth"], "theme"]) == set(truth["known_themes"]) & set(docs.themes)
+def test_evaluate_baselines_sit_beside_every_split():
+    frame = pd.DataFrame({"text": ["The plan was accepted at face value.", "Nothing of note.", "Risk was not assessed."],
+                          "labels": [["optimism_bias"], [], ["weak_risk_assessment"]],
+                          "kind": ["positive", "other_negative", "positive"]})
+    rows = baselines_on(frame, ["optimism_bias", "weak_risk_assessment"], "heldout")
+    assert [r.system for r in rows] == ["keywords", "seed patterns"]
+    assert all(r.split == "heldout" and r.n_passages == 3 for r in rows)

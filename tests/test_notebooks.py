@@ -20,7 +20,7 @@ import pytest
 from themes import labels as L
 from themes import registry
 from themes.config import CORE_THEMES, LABELS_DIR, PROJECT_ROOT, SAMPLE_DIR
-from themes.train import is_heldout, load_labels
+from themes.dataset import is_heldout, load_labels
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 NAMES = ("01-review-tagged-passages", "02-label-next", "03-retrain-and-compare")
@@ -50,7 +50,7 @@ def workspace(tmp_path_factory):
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.pipeline import run as run_pipeline
-    from themes import loop
+    from themes import retrain as retraining
 
     root = tmp_path_factory.mktemp("notebooks")
     labels_dir, models_dir, store, out = root / "labels", root / "models", root / "store", root / "out"
@@ -60,7 +60,7 @@ def workspace(tmp_path_factory):
     keep = [d for d in docs if not is_heldout(d)][::3][:12] + [d for d in docs if is_heldout(d)][:4]
     frame[frame["doc"].isin(keep)][["id", "text", "labels", "doc", "kind", "section"]].to_json(
         labels_dir / "passages-small.jsonl", orient="records", lines=True, force_ascii=False)
-    first = loop.retrain(labels_dir, store, models_dir, **FAST)  # no champion yet: becomes the default
+    first = retraining.retrain(labels_dir, store, models_dir, **FAST)  # no champion yet: becomes the default
     with prefect_test_harness(server_startup_timeout=180), pytest.MonkeyPatch.context() as env:
         run_pipeline(str(SAMPLE_DIR), str(out), str(models_dir / first.version), workers=2)
         for key, value in {"THEMES_OUT": out, "THEMES_MODELS_DIR": models_dir, "THEMES_LABELS_DIR": labels_dir,

@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from themes import labels as L
-from themes import loop, registry
+from themes import registry
+from themes import retrain as retraining
 from themes.classify import ThemeClassifier
 from themes.config import CORE_THEMES
-from themes.train import is_heldout, load_labels, with_decisions
+from themes.dataset import is_heldout, load_labels, with_decisions
 
 FAST = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3, "with_real": False}
 
@@ -120,7 +121,7 @@ def test_retrain_models_cli_promote_rollback_history_compare(three_models):
     result = runner.invoke(app, ["models", "promote", "v9", "--models-dir", models])
     assert result.exit_code != 0 and "v9" in result.output
     result = runner.invoke(app, ["models", "compare", "v1", "v2", "--models-dir", models])
-    assert result.exit_code == 0 and "| measure | v1 | v2 | change |" in result.output
+    assert result.exit_code == 0 and "| measure | v1 | v2 | change |" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("champion, challenger, margin, promote", [
@@ -133,15 +134,15 @@ def test_retrain_gate_promotes_only_when_not_lower_than_champion_minus_margin(
         monkeypatch, three_models, champion, challenger, margin, promote):
     registry.promote("v1", three_models)
     table = pd.DataFrame({"measure": ["macro_f1_core"], "champion": [champion], "challenger": [challenger]})
-    monkeypatch.setattr(loop, "compare_on", lambda heldout, models: table)
-    decision, _ = loop.challenge(object(), three_models, pd.DataFrame(), margin)
+    monkeypatch.setattr(retraining, "compare_on", lambda heldout, models: table)
+    decision, _ = retraining.challenge(object(), three_models, pd.DataFrame(), margin)
     assert decision["promote"] is promote and decision["champion"] == "v1"
 
 
 def test_retrain_without_a_champion_promotes_the_first_model(monkeypatch, tmp_path):
     table = pd.DataFrame({"measure": ["macro_f1_core"], "challenger": [0.1]})
-    monkeypatch.setattr(loop, "compare_on", lambda heldout, models: table)
-    decision, _ = loop.challenge(object(), tmp_path, pd.DataFrame(), 0.0)
+    monkeypatch.setattr(retraining, "compare_on", lambda heldout, models: table)
+    decision, _ = retraining.challenge(object(), tmp_path, pd.DataFrame(), 0.0)
     assert decision["promote"] and decision["champion"] is None
 
 
@@ -159,7 +160,7 @@ def small_setup(tmp_path_factory):
     keep = train_docs[::4][:9] + [d for d in docs if is_heldout(d)][:3]
     rows = frame[frame["doc"].isin(keep)][["id", "text", "labels", "doc", "kind", "section"]]
     rows.to_json(labels_dir / "passages-small.jsonl", orient="records", lines=True, force_ascii=False)
-    champion = loop.retrain(labels_dir, store, models_dir, **FAST)  # no decisions yet: the first default
+    champion = retraining.retrain(labels_dir, store, models_dir, **FAST)  # no decisions yet: the first default
     # Decisions: passages of other written documents, as two reviewers of a run would decide them.
     others = frame[~frame["doc"].isin(keep) & frame["labels"].map(bool)].head(40)
     decisions = []
@@ -176,20 +177,18 @@ def test_retrain_trains_on_the_real_sentences_that_themes_train_uses(small_setup
     # The champion from `themes train` learned from real report sentences; a challenger trained
     # without them would be compared on unequal terms. The real loader is replaced by a small frame
     # so the test does not rebuild text from ../shared (minutes); what is checked is that they flow in.
-    from themes import train as train_module
-
     labels_dir, _, store, _ = small_setup
-    written, _ = loop.training_frame(labels_dir, store, with_real=False)
+    written, _ = retraining.training_frame(labels_dir, store, with_real=False)
     docs = [d for d in (f"real-report-{i}.pdf" for i in range(40)) if not is_heldout(d)][:6]
     real = pd.DataFrame([
         {"id": f"real:{d}:{k}", "text": f"Sentence {k} of {d}: the plan was not reviewed.", "labels": [],
          "doc": d, "section": None, "kind": "hard_negative", "source": "real:ofsted_dev.a",
          "annotator": "a", "file": "real/ofsted_dev.a.jsonl"} for d in docs for k in range(3)
     ])
-    monkeypatch.setattr(train_module, "load_real_training", lambda: real)
-    frame, decisions = loop.training_frame(labels_dir, store, with_real=True)
+    monkeypatch.setattr(retraining, "load_real_training", lambda: real)
+    frame, decisions = retraining.training_frame(labels_dir, store, with_real=True)
     assert len(frame) == len(written) + len(real)
-    result = loop.fit_candidate(frame, decisions, **{k: v for k, v in FAST.items() if k != "with_real"})
+    result = retraining.fit_candidate(frame, decisions, **{k: v for k, v in FAST.items() if k != "with_real"})
     assert result.card["real_training"] == {"train_sentences": len(real), "sets": ["real:ofsted_dev.a"]}
 
 
@@ -203,7 +202,7 @@ def test_retrain_first_model_becomes_default_without_a_champion(small_setup):
 def test_retrain_end_to_end_trains_on_decisions_and_records_their_hash(small_setup):
     labels_dir, models_dir, store, champion = small_setup
     before = registry.default_version(models_dir)
-    result = loop.retrain(labels_dir, store, models_dir, margin=0.05, **FAST)
+    result = retraining.retrain(labels_dir, store, models_dir, margin=0.05, **FAST)
     card = json.loads((result.folder / "card.json").read_text())
     assert card["label_decisions_hash"] == L.decisions_hash(L.load_decisions(store))
     assert card["n_label_decisions"] == 160 and card["n_label_decision_passages_trained"] == 40
@@ -222,7 +221,7 @@ def test_retrain_end_to_end_trains_on_decisions_and_records_their_hash(small_set
 def test_retrain_a_worse_candidate_is_kept_but_not_promoted(small_setup):
     labels_dir, models_dir, store, _ = small_setup
     before = registry.default_version(models_dir)
-    result = loop.retrain(labels_dir, store, models_dir, margin=-1.0, **FAST)  # no model can clear +1.0
+    result = retraining.retrain(labels_dir, store, models_dir, margin=-1.0, **FAST)  # no model can clear +1.0
     assert not result.promoted and registry.default_version(models_dir) == before
     assert result.version in registry.list_versions(models_dir) and result.version != before
     assert "not promoted" in result.card["challenge"]["reason"]
@@ -247,6 +246,6 @@ def test_retrain_flow_runs_under_prefect(small_setup, tmp_path):
         cli = CliRunner().invoke(app, ["retrain", "--labels", str(labels_dir), "--store", str(store),
                                        "--models-dir", str(models), "--fast", "--no-promote"])
     assert cli.exit_code == 0, cli.output
-    assert "| measure | champion | challenger |" in cli.output and "the default is unchanged" in cli.output
+    assert "| measure | champion | challenger |" in " ".join(cli.output.split()) and "the default is unchanged" in cli.output
     assert registry.default_version(models) == result.version and len(registry.list_versions(models)) == \
         len(registry.list_versions(models_dir)) + 2

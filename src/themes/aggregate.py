@@ -2,7 +2,7 @@
 
 A theme is present in a document when the model card's presence rule (:class:`PresenceRule`,
 chosen by cross-validation over the held-out document-evaluation set ``corpus/doc-eval``, see
-:func:`themes.evaluate.choose_presence_rule`) says so from the document's passage scores for
+:func:`themes.doceval.choose_presence_rule`) says so from the document's passage scores for
 that theme: at least *k* passages over the theme's threshold, the best passage score over a cut,
 a noisy-OR of passage probabilities over a cut, or a small logistic regression over per-document
 score features. A model whose card has no ``document_evaluation`` falls back to

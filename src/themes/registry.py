@@ -12,6 +12,7 @@ import json
 import threading
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from themes import config
 from themes.config import MODELS_DIR
+from themes.tables import document_evaluation_markdown
 
 if TYPE_CHECKING:
     from themes.classify import ThemeClassifier
@@ -192,8 +194,6 @@ def render_card(card: dict) -> str:
         if card.get(key):
             lines += ["", f"## {title}", "", card[key]]
     if card.get("document_evaluation"):
-        from themes.evaluate import document_evaluation_markdown
-
         lines += ["", "## Document-level evaluation (held-out documents; the corrected shares' rates)", "",
                   document_evaluation_markdown(card["document_evaluation"])]
     lines += ["", "## Intended use and limits", "", card.get("limits", "")]
@@ -224,8 +224,6 @@ def history(models_dir: Path = MODELS_DIR) -> list[dict]:
 
 
 def _log(models_dir: Path, action: str, before: str | None, after: str, reason: str, chosen: bool = False) -> None:
-    from datetime import UTC, datetime
-
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "from": before,
              "to": after, "reason": reason}
     if chosen:

@@ -1,7 +1,6 @@
 """Train the theme classifier from labelled passages, with honest, document-grouped evaluation.
 
-A fixed share of *documents* (chosen by a hash of the document id, so the split never moves as
-labels are added) is held out and never trained on. Thresholds are chosen on out-of-fold
+The held-out documents of the fixed split (:mod:`themes.dataset`) are never trained on. Thresholds are chosen on out-of-fold
 predictions of a grouped cross-validation on the training documents; the final model is fitted on
 all training documents and evaluated once on the held-out ones, with the keyword and seed-pattern
 baselines beside it.
@@ -9,8 +8,6 @@ baselines beside it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import subprocess
 import time
@@ -18,27 +15,45 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from themes import __version__
 from themes.classify import ThemeClassifier
-from themes.config import CODEBOOK_PATH, CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
-from themes.devset import real_label_file
+from themes.codebook import codebook_hash, load_codebook
+from themes.config import (
+    CODEBOOK_PATH,
+    CORE_THEMES,
+    DOC_EVAL_DIR,
+    LABELS_DIR,
+    MODELS_DIR,
+    PROJECT_ROOT,
+)
+from themes.dataset import (
+    HELDOUT_MODULUS,
+    data_hash,
+    is_real,
+    load_labels,
+    load_real_training,
+    load_seeds,
+    split,
+)
+from themes.doceval import document_evaluation
 from themes.evaluate import (
-    Scores,
+    baselines_on,
     best_thresholds,
     comparison_table,
     known_label_matrix,
     label_matrix,
     score,
-    to_markdown,
 )
+from themes.registry import save_model, set_default
+from themes.tables import markdown_table
 
-HELDOUT_MODULUS = 5  # one document in five is held out
 #: The default model's recipe, chosen by benchmarks/recipe.py on the grouped cross-validation of the
 #: training documents only (results/recipe.md): TF-IDF word, scope and character n-grams plus the
 #: codebook keyword-and-scope block at half weight.
@@ -47,111 +62,6 @@ DEFAULT_PARAMS: dict = {"rule_weight": 0.5}
 #: up-weighting real sentences (x3, x6) lowered out-of-fold macro-F1 on real and on written text.
 REAL_WEIGHT = 1.0
 MIN_POSITIVES = 20  # themes with fewer training positives are not modelled
-REQUIRED_FIELDS = ("id", "text", "labels", "doc")
-
-
-def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
-    """All written labelled passages (``passages-*.jsonl``) as one frame, one row per passage."""
-    files = sorted(Path(labels_dir).glob("passages-*.jsonl"))
-    if not files:
-        raise FileNotFoundError(f"No labelled passages in {labels_dir}: expected passages-*.jsonl files.")
-    rows = []
-    for file in files:
-        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{file.name} line {n} is not valid JSON ({err.msg}).") from err
-            missing = [f for f in REQUIRED_FIELDS if f not in row]
-            if missing:
-                raise ValueError(f"{file.name} line {n} lacks the field(s) {missing}.")
-            row["file"] = file.name
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    for column, default in (("kind", None), ("section", None)):
-        if column not in frame:
-            frame[column] = default
-    return frame
-
-
-#: Real labelled sentences (locators into ../shared/ofsted) used for training when ../shared is
-#: present, by set. Each set's adjudicated ``gold`` file is used when there is one, else annotator
-#: a's (:func:`themes.devset.real_label_file`). Seeds are never trained on; they stay a pure evaluation set.
-REAL_TRAINING_SETS = ("ofsted_dev", "ofsted_targeted", "ofsted_search")
-def real_doc_id(file: str) -> str:
-    """The document id of a real report, so the same held-out rule splits real reports too."""
-    return f"ofsted:{file}"
-
-
-def load_real_training(stems: Sequence[str] = REAL_TRAINING_SETS) -> pd.DataFrame:
-    """Real labelled sentences with their text rebuilt from ``../shared``; empty when it is absent.
-
-    Each report file is one document, so ``split`` holds out whole reports. Unlabelled sentences
-    drawn at random are ``other_negative``; the rest, drawn for their topic or phrasing, are
-    ``hard_negative``. ``pool`` keeps how each sentence was drawn.
-    """
-    from themes.config import shared_dir
-    from themes.devset import load_real_labels
-
-    columns = ["id", "text", "labels", "doc", "section", "kind", "source", "annotator", "file", "pool",
-               "page", "char_start", "char_end"]
-    if shared_dir() is None:
-        return pd.DataFrame(columns=columns)
-    parts = []
-    for stem in stems:
-        pools = {}
-        path = LABELS_DIR / "real" / f"{stem}.candidates.jsonl"
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                pools[row["id"]] = row.get("pool", "")
-        name = real_label_file(stem)
-        frame = load_real_labels(name)
-        pool = frame["id"].map(pools).fillna("")
-        kind = [
-            "positive" if labels else ("other_negative" if p.startswith("random") else "hard_negative")
-            for labels, p in zip(frame["labels"], pool)
-        ]
-        parts.append(pd.DataFrame({
-            "id": frame["id"], "text": frame["text"], "labels": frame["labels"],
-            "doc": frame["file"].map(real_doc_id), "section": None, "kind": kind,
-            "source": f"real:{name}", "annotator": frame["annotator"], "file": f"real/{name}.jsonl",
-            "pool": pool, "page": frame["page"], "char_start": frame["char_start"], "char_end": frame["char_end"],
-        }))
-    real = pd.concat(parts, ignore_index=True)
-    return real.drop_duplicates("id").reset_index(drop=True)
-
-
-def load_seeds() -> pd.DataFrame:
-    """The seed sentences (evaluation only, never trained on) with their text; empty without ../shared."""
-    from themes.config import shared_dir
-    from themes.devset import load_real_labels
-
-    if shared_dir() is None:
-        return pd.DataFrame(columns=["id", "text", "labels"])
-    return load_real_labels(real_label_file("seeds"))
-
-
-def is_heldout(doc: str) -> bool:
-    """Whether a document belongs to the fixed held-out split (a stable hash of its id)."""
-    digest = hashlib.sha1(doc.encode("utf-8")).hexdigest()
-    return int(digest, 16) % HELDOUT_MODULUS == 0
-
-
-def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, held-out) by whole documents."""
-    held = frame["doc"].map(is_heldout)
-    return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
-
-
-def data_hash(frame: pd.DataFrame) -> str:
-    """sha256 over the ids, texts and labels a model was trained on, in a stable order."""
-    h = hashlib.sha256()
-    for row in frame.sort_values("id")[["id", "text", "labels"]].itertuples(index=False):
-        h.update(json.dumps([row.id, row.text, sorted(row.labels)]).encode("utf-8"))
-    return h.hexdigest()
 
 
 def trainable_themes(frame: pd.DataFrame, candidates: Sequence[str]) -> list[str]:
@@ -169,11 +79,6 @@ class TrainResult:
     comparison: pd.DataFrame
 
 
-def is_real(frame: pd.DataFrame) -> np.ndarray:
-    """Which rows are real sentences (labelled for the core themes only)."""
-    return frame["doc"].astype(str).str.startswith("ofsted:").to_numpy()
-
-
 def targets(frame: pd.DataFrame, themes: Sequence[str]) -> np.ndarray:
     """0/1 labels, with -1 where a real sentence was never labelled for a (non-core) theme."""
     return known_label_matrix(frame["labels"], is_real(frame), themes)
@@ -188,32 +93,21 @@ def sample_weights(frame: pd.DataFrame, real_weight: float = REAL_WEIGHT) -> np.
 
 
 def out_of_fold(
-    params: dict, texts: Sequence[str], y: np.ndarray, groups: Sequence[str], themes: Sequence[str],
-    n_splits: int = 5, weights: np.ndarray | None = None,
+    estimator: Any, texts: Sequence[str], y: np.ndarray, groups: Sequence[str], n_splits: int = 5,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Out-of-fold probabilities from a cross-validation grouped by document."""
-    proba = np.zeros(y.shape, dtype=float)
-    texts = np.asarray(texts, dtype=object)
-    for train_idx, test_idx in GroupKFold(n_splits=n_splits).split(texts, y, groups):
-        model = ThemeClassifier(themes=themes, **params).fit(
-            list(texts[train_idx]), y[train_idx], sample_weight=None if weights is None else weights[train_idx]
-        )
-        proba[test_idx] = model.predict_proba(list(texts[test_idx]))
-    return proba
+    """Out-of-fold probabilities from a cross-validation grouped by document (``cross_val_predict``).
 
-
-def baselines_on(frame: pd.DataFrame, themes: Sequence[str], split_name: str) -> list[Scores]:
-    """Keyword and seed-pattern baselines scored on one split."""
-    from themes.baselines import KeywordBaseline, PatternBaseline
-
-    y = label_matrix(frame["labels"], themes)
-    kinds = list(frame["kind"]) if "kind" in frame and frame["kind"].notna().any() else None
-    out = []
-    for name, baseline in (("keywords", KeywordBaseline(themes=list(themes))),
-                           ("seed patterns", PatternBaseline(themes=list(themes)))):
-        pred = baseline.fit(list(frame["text"]), y).predict(list(frame["text"]))
-        out.append(score(name, split_name, y, pred, themes, kinds))
-    return out
+    The labels reach ``fit`` as a fit parameter rather than as ``y``: given ``y`` and
+    ``method="predict_proba"``, ``cross_val_predict`` label-encodes each column of a 2-D ``y``
+    (turning the "not labelled" ``-1`` into a class) and asks for a ``classes_`` that a
+    multi-label model does not have. The folds are the same ``GroupKFold`` splits either way.
+    """
+    fit_params: dict[str, Any] = {"y": np.asarray(y)}
+    if weights is not None:
+        fit_params["sample_weight"] = np.asarray(weights)
+    return cross_val_predict(estimator, list(texts), groups=list(groups), cv=GroupKFold(n_splits=n_splits),
+                             method="predict_proba", params=fit_params)
 
 
 def learning_curve(
@@ -251,6 +145,8 @@ def code_version() -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of the libraries a saved model depends on, for its card."""
+    # Imported here: spaCy and skops take seconds to import and only a card needs their versions.
     import sklearn
     import skops
     import spacy
@@ -278,8 +174,6 @@ def train(
         n_splits: folds of the grouped cross-validation that picks the thresholds.
         real_weight: weight of a real sentence against a written passage.
     """
-    from themes.codebook import codebook_hash, load_codebook
-
     params = dict(DEFAULT_PARAMS if params is None else params)
     codebook = load_codebook()
     train_df, held_df = split(frame)
@@ -288,7 +182,8 @@ def train(
     weights = sample_weights(train_df, real_weight)
     started = time.perf_counter()
     with threadpool_limits(1):  # BLAS/OpenMP pools fight on 2 cores (STACK-NOTES.md)
-        oof = out_of_fold(params, list(train_df["text"]), y_train, list(train_df["doc"]), themes, n_splits, weights)
+        oof = out_of_fold(ThemeClassifier(themes=themes, **params), list(train_df["text"]), y_train,
+                          list(train_df["doc"]), n_splits, weights)
         thresholds = best_thresholds(y_train, oof)
         model = ThemeClassifier(themes=themes, **params).fit(list(train_df["text"]), y_train, sample_weight=weights)
         model.thresholds_ = thresholds
@@ -351,11 +246,11 @@ def train(
         "fit_seconds": round(fit_seconds, 1),
         "libraries": library_versions(),
         "cv_scores": cv.per_theme.round(3).reset_index().to_dict(orient="records"),
-        "cv_scores_md": to_markdown(cv.per_theme.round(3).reset_index()),
+        "cv_scores_md": markdown_table(cv.per_theme.round(3).reset_index()),
         "comparison": comparison.to_dict(orient="records"),
-        "comparison_md": to_markdown(comparison),
+        "comparison_md": markdown_table(comparison),
         "learning_curve": None if curve is None else curve.to_dict(orient="records"),
-        "learning_curve_md": None if curve is None else to_markdown(curve),
+        "learning_curve_md": None if curve is None else markdown_table(curve),
         "limits": "Real training text is Ofsted inspection prose, which almost never discusses optimism about "
         "families or written agreements with parents: those two themes are learned mostly from the team's "
         "written passages and checked only on the seed sentences. Check its scores on your own text "
@@ -389,8 +284,6 @@ def train_and_save(
     is measured on ``doc_eval_dir`` (default ``config.DOC_EVAL_DIR``); without that folder the card
     has none and runs with the model report uncorrected shares.
     """
-    from themes.registry import save_model, set_default
-
     written = load_labels(labels_dir)
     real = load_real_training() if with_real else written.iloc[:0]
     result = train(pd.concat([written, real], ignore_index=True), params=params,
@@ -402,9 +295,6 @@ def train_and_save(
         "note": "real Ofsted sentences (text rebuilt from ../shared, never stored) from the reports on the "
         "training side of the fixed split; held-out reports and the seed sentences are evaluation only",
     }
-    from themes.config import DOC_EVAL_DIR
-    from themes.evaluate import document_evaluation
-
     doc_eval_dir = Path(doc_eval_dir or DOC_EVAL_DIR)
     version = new_version(result.card, models_dir)
     if doc_eval_dir.is_dir():
@@ -416,86 +306,3 @@ def train_and_save(
     return folder, result
 
 
-def label_stats(frame: pd.DataFrame) -> pd.DataFrame:
-    """Passages per theme: positives in the training and held-out splits, plus kinds and totals."""
-    train_df, held_df = split(frame)
-    themes = sorted({t for labels in frame["labels"] for t in labels})
-    rows = [
-        {"theme": t, "positives": int(frame["labels"].map(lambda ls, t=t: t in ls).sum()),
-         "train": int(train_df["labels"].map(lambda ls, t=t: t in ls).sum()),
-         "heldout": int(held_df["labels"].map(lambda ls, t=t: t in ls).sum())}
-        for t in themes
-    ]
-    for kind, count in frame["kind"].value_counts().items():
-        rows.append({"theme": f"kind={kind}", "positives": int(count),
-                     "train": int((train_df["kind"] == kind).sum()), "heldout": int((held_df["kind"] == kind).sum())})
-    rows.append({"theme": "all passages", "positives": len(frame), "train": len(train_df), "heldout": len(held_df)})
-    rows.append({"theme": "documents", "positives": frame["doc"].nunique(), "train": train_df["doc"].nunique(),
-                 "heldout": held_df["doc"].nunique()})
-    return pd.DataFrame(rows)
-
-
-def normalised(text: str) -> str:
-    """Lower case, letters and digits only: two texts equal under this are duplicates."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
-
-
-DECISION_SOURCE = "decisions"  # ``source`` / ``file`` of rows that come from the label store
-
-
-def with_decisions(frame: pd.DataFrame, decisions: pd.DataFrame, fill_model: ThemeClassifier | None = None,
-                   ) -> pd.DataFrame:
-    """The team-written passages plus the label store's current decisions, one row per passage.
-
-    Across annotators the latest decision per passage and theme wins. A decided passage already in
-    ``frame`` (same id) gains accepted themes and loses rejected ones; any other decided passage
-    becomes a new row whose labels are its accepted themes (kind ``decision``, document = its
-    ``doc_id``, so the held-out rule applies to it like to any document). A passage decided under
-    two ids (the same text in the same document, e.g. after re-segmenting) is one row. Decisions on
-    held-out documents are left out: the held-out documents stay the fixed team-written ones.
-
-    Args:
-        fill_model: for a new passage, themes nobody decided take this model's tags (a reviewer who
-            accepts one theme has not said the passage lacks the others); without it they count
-            as absent, as for team-written passages.
-    """
-    if decisions is None or decisions.empty:
-        return frame.copy()
-    from themes.labels import current_labels
-
-    decided = decisions.copy()
-    decided["unit"] = decided["doc_id"].astype(str) + "|" + decided["text"].map(normalised)
-    latest = current_labels(decided.drop(columns=["passage_id"]).rename(columns={"unit": "passage_id"}),
-                            per_annotator=False)
-    out = frame.copy()
-    known = {pid: i for i, pid in enumerate(out["id"])}
-    new_rows: dict[str, dict] = {}
-    labels = [list(ls) for ls in out["labels"]]
-    first_id = decided.sort_values("seq" if "seq" in decided else "time").groupby("unit")["passage_id"].first()
-    for unit, group in latest.groupby("passage_id", sort=True):
-        pid = first_id[unit]
-        accepted = set(group.loc[group["value"] == "accept", "theme"])
-        rejected = set(group.loc[group["value"] == "reject", "theme"])
-        if pid in known:
-            row = labels[known[pid]]
-            labels[known[pid]] = sorted((set(row) | accepted) - rejected)
-            continue
-        first = group.iloc[0]
-        if is_heldout(str(first["doc_id"])):
-            continue
-        new_rows[unit] = {
-            "id": pid, "text": first["text"], "labels": sorted(accepted), "doc": str(first["doc_id"]),
-            "kind": "decision", "section": None, "source": DECISION_SOURCE, "file": DECISION_SOURCE,
-            "annotator": ",".join(sorted(set(group["annotator"]))),
-        }
-    out["labels"] = labels
-    if new_rows and fill_model is not None:
-        units = list(new_rows)
-        tags = fill_model.predict([new_rows[u]["text"] for u in units])
-        decided_themes = latest.groupby("passage_id")["theme"].agg(set)
-        for unit, tag_row in zip(units, tags):
-            filled = {t for t, on in zip(fill_model.themes_, tag_row) if on and t not in decided_themes[unit]}
-            new_rows[unit]["labels"] = sorted(set(new_rows[unit]["labels"]) | filled)
-    if new_rows:
-        out = pd.concat([out, pd.DataFrame(list(new_rows.values()))], ignore_index=True)
-    return out

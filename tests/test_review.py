@@ -1,12 +1,13 @@
-"""The functions behind the notebooks: filtering a run, showing a passage, the review widget, label-next."""
+"""The functions behind the notebooks: filtering a run, showing a passage, the review widget (themes.review),
+label-next (themes.active) and the notebook parameters (themes.notebook)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
+from themes import active, notebook, review
 from themes import labels as L
-from themes import loop
 
 THEMES = ["optimism_bias", "weak_risk_assessment"]
 DOCS = [  # doc_id, file, title, area, year, review type
@@ -43,63 +44,63 @@ def run_dir(tmp_path):
 
 @pytest.fixture
 def run(run_dir):
-    return loop.load_run(run_dir)
+    return review.load_run(run_dir)
 
 
-def test_loop_load_run_names_a_folder_that_is_not_a_run(tmp_path):
+def test_review_load_run_names_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="passages.parquet"):
         (tmp_path / "documents.csv").write_text("doc_id\n")
-        loop.load_run(tmp_path)
+        review.load_run(tmp_path)
 
 
-def test_loop_filter_by_theme_score_band_document_year_and_area(run):
-    band = loop.filter_passages(run, "optimism_bias", min_score=0.3, max_score=0.6)
+def test_review_filter_by_theme_score_band_document_year_and_area(run):
+    band = review.filter_passages(run, "optimism_bias", min_score=0.3, max_score=0.6)
     assert band["score"].between(0.3, 0.6).all() and len(band) == 6
     assert list(band["score"]) == sorted(band["score"], reverse=True)
-    assert set(loop.filter_passages(run, "optimism_bias", year=2021)["area"]) == {"Eastwold", "Westby"}
-    assert set(loop.filter_passages(run, "optimism_bias", area="eastwold")["file"]) == {DOCS[1][1]}
-    assert set(loop.filter_passages(run, "optimism_bias", document="child c")["doc_id"]) == {DOCS[2][0]}
-    assert set(loop.filter_passages(run, "optimism_bias", review_type="SCR")["year"]) == {2019}
-    assert loop.filter_passages(run, "optimism_bias", tagged=True)["score"].min() >= 0.5
+    assert set(review.filter_passages(run, "optimism_bias", year=2021)["area"]) == {"Eastwold", "Westby"}
+    assert set(review.filter_passages(run, "optimism_bias", area="eastwold")["file"]) == {DOCS[1][1]}
+    assert set(review.filter_passages(run, "optimism_bias", document="child c")["doc_id"]) == {DOCS[2][0]}
+    assert set(review.filter_passages(run, "optimism_bias", review_type="SCR")["year"]) == {2019}
+    assert review.filter_passages(run, "optimism_bias", tagged=True)["score"].min() >= 0.5
     with pytest.raises(ValueError, match="no scores"):
-        loop.filter_passages(run, "neglect")
+        review.filter_passages(run, "neglect")
 
 
-def test_loop_filter_shows_current_labels_and_hides_decided(run, tmp_path):
-    rows = loop.filter_passages(run, "optimism_bias")
+def test_review_filter_shows_current_labels_and_hides_decided(run, tmp_path):
+    rows = review.filter_passages(run, "optimism_bias")
     L.append_decision(L.make_decision(rows.iloc[0], "optimism_bias", "reject", "alice"), tmp_path)
     decisions = L.load_decisions(tmp_path)
-    shown = loop.filter_passages(run, "optimism_bias", decisions=decisions)
+    shown = review.filter_passages(run, "optimism_bias", decisions=decisions)
     assert shown.set_index("passage_id").at[rows.iloc[0]["passage_id"], "label"] == "reject"
-    assert len(loop.filter_passages(run, "optimism_bias", decisions=decisions, undecided_only=True)) == len(rows) - 1
+    assert len(review.filter_passages(run, "optimism_bias", decisions=decisions, undecided_only=True)) == len(rows) - 1
 
 
-def test_loop_neighbours_are_the_paragraphs_around_in_the_same_document(run):
+def test_review_neighbours_are_the_paragraphs_around_in_the_same_document(run):
     pid = f"{'b' * 16}:0"
-    before, after = loop.neighbours(run, pid, 1, 2)
+    before, after = review.neighbours(run, pid, 1, 2)
     assert before.empty  # first passage of its document: nothing from document a
     assert list(after["char_start"]) == [100, 200] and set(after["doc_id"]) == {"b" * 64}
 
 
-def test_loop_highlight_marks_driving_terms_and_escapes_html():
+def test_review_highlight_marks_driving_terms_and_escapes_html():
     text = "The plan was not shared with the school <script>. Nobody shared it."
-    out = loop.highlight_html(text, ["not shared", "the school", "would ensure"])
+    out = review.highlight_html(text, ["not shared", "the school", "would ensure"])
     assert "<mark>shared</mark> with <mark>the school</mark>" in out
     assert "&lt;script&gt;" in out and "<script>" not in out
     assert out.count("<mark>") == 3  # "shared" twice, "the school" once; "ensure" is absent
 
 
-def test_loop_passage_html_shows_title_page_neighbours_and_marks(run):
-    row = loop.filter_passages(run, "optimism_bias", document="child a").iloc[2]
-    page = loop.passage_html(run, row, ["face value"])
+def test_review_passage_html_shows_title_page_neighbours_and_marks(run):
+    row = review.filter_passages(run, "optimism_bias", document="child a").iloc[2]
+    page = review.passage_html(run, row, ["face value"])
     assert "Serious Case Review: Child A" in page and f"page {row['page']}" in page
     assert "<mark>face value</mark>" in page and page.count("Paragraph") == 3  # the passage and 2 neighbours
     assert "&lt;b&gt;" in page
 
 
-def test_loop_review_session_writes_each_button_to_the_store(run, tmp_path):
-    queue = loop.filter_passages(run, "optimism_bias", limit=4)
-    session = loop.ReviewSession(run, queue, "alice", tmp_path)
+def test_review_review_session_writes_each_button_to_the_store(run, tmp_path):
+    queue = review.filter_passages(run, "optimism_bias", limit=4)
+    session = review.ReviewSession(run, queue, "alice", tmp_path)
     ui = session.widget()
     assert ui is not None and "1 of 4" in session.html()
     session.click("accept")
@@ -121,12 +122,12 @@ def test_loop_review_session_writes_each_button_to_the_store(run, tmp_path):
     assert "3 decision(s) this session" in session._ui["count"].value
 
 
-def test_loop_review_session_direct_calls_equal_button_clicks(run, tmp_path):
-    queue = loop.filter_passages(run, "weak_risk_assessment", limit=2)
-    by_call = loop.ReviewSession(run, queue, "alice", tmp_path / "a")
+def test_review_review_session_direct_calls_equal_button_clicks(run, tmp_path):
+    queue = review.filter_passages(run, "weak_risk_assessment", limit=2)
+    by_call = review.ReviewSession(run, queue, "alice", tmp_path / "a")
     by_call.accept()
     by_call.reject()
-    by_click = loop.ReviewSession(run, queue, "alice", tmp_path / "b")
+    by_click = review.ReviewSession(run, queue, "alice", tmp_path / "b")
     by_click.click("accept")
     by_click.click("reject")
     strip = ["time", "decision_id", "seq"]
@@ -135,12 +136,12 @@ def test_loop_review_session_direct_calls_equal_button_clicks(run, tmp_path):
     assert "finished" in by_click._ui["status"].value and by_click.counts()["session"] == 2
 
 
-def test_loop_label_next_prefers_uncertain_undecided_and_spreads_documents(run, tmp_path):
+def test_active_label_next_prefers_uncertain_undecided_and_spreads_documents(run, tmp_path):
     thresholds = {t: 0.4 for t in THEMES}
-    closest = loop.filter_passages(run, "optimism_bias", min_score=0.385, max_score=0.395)
+    closest = review.filter_passages(run, "optimism_bias", min_score=0.385, max_score=0.395)
     assert len(closest) == 1  # 0.39: the pair nearest the threshold
     L.append_decision(L.make_decision(closest.iloc[0], "optimism_bias", "accept", "alice"), tmp_path)
-    queue = loop.label_next(run, thresholds, L.load_decisions(tmp_path), n=6, max_per_document=2)
+    queue = active.label_next(run, thresholds, L.load_decisions(tmp_path), n=6, max_per_document=2)
     assert len(queue) == 6
     assert queue["doc_id"].value_counts().max() <= 2 and queue["passage_id"].is_unique
     assert (closest.iloc[0]["passage_id"], "optimism_bias") not in set(zip(queue["passage_id"], queue["theme"]))
@@ -149,37 +150,52 @@ def test_loop_label_next_prefers_uncertain_undecided_and_spreads_documents(run, 
     assert abs(queue.at[0, "score"] - 0.4) == pytest.approx(distances.min())
 
 
-def test_loop_label_next_relaxes_caps_rather_than_return_too_few(run):
-    queue = loop.label_next(run, {t: 0.5 for t in THEMES}, None, n=10, max_per_document=1)
+def test_active_label_next_relaxes_caps_rather_than_return_too_few(run):
+    queue = active.label_next(run, {t: 0.5 for t in THEMES}, None, n=10, max_per_document=1)
     assert len(queue) == 10  # only 3 documents, so the per-document cap had to give way
 
 
-def test_loop_thresholds_fall_back_to_the_runs_own_tags(run, tmp_path):
-    thresholds = loop.run_thresholds(run, tmp_path)  # no model card there
+def test_active_thresholds_fall_back_to_the_runs_own_tags(run, tmp_path):
+    thresholds = active.run_thresholds(run, tmp_path)  # no model card there
     for theme in THEMES:
-        tagged = loop.filter_passages(run, theme, tagged=True)["score"].min()
-        untagged = loop.filter_passages(run, theme, tagged=False)["score"].max()
+        tagged = review.filter_passages(run, theme, tagged=True)["score"].min()
+        untagged = review.filter_passages(run, theme, tagged=False)["score"].max()
         assert untagged < thresholds[theme] <= tagged
 
 
-def test_loop_notebook_params_come_from_the_environment(monkeypatch, tmp_path):
+def test_notebook_params_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("THEMES_OUT", str(tmp_path / "o"))
     monkeypatch.setenv("THEMES_DEMO_DECISIONS", "7")
     monkeypatch.setenv("THEMES_FAST", "1")
-    params = loop.NotebookParams.from_env(annotator="jo")
+    params = notebook.NotebookParams.from_env(annotator="jo")
     assert (params.out, params.demo_decisions, params.fast, params.annotator) == (tmp_path / "o", 7, True, "jo")
     assert params.retrain_params()["params"] == {"use_chars": False}
     with pytest.raises(ValueError, match="Unknown notebook parameter"):
-        loop.NotebookParams.from_env(colour="red")
+        notebook.NotebookParams.from_env(colour="red")
 
 
-def test_loop_filter_widget_refills_the_queue_as_filter_passages_would(run, tmp_path):
-    session = loop.ReviewSession(run, loop.filter_passages(run, "optimism_bias"), "alice", tmp_path)
+def test_review_filter_widget_refills_the_queue_as_filter_passages_would(run, tmp_path):
+    session = review.ReviewSession(run, review.filter_passages(run, "optimism_bias"), "alice", tmp_path)
     session.widget()
-    loop.filter_widget(run, session)
+    review.filter_widget(run, session)
     f = session._ui_filters
     f["theme"].value, f["score"].value, f["year"].value = "weak_risk_assessment", (0.2, 0.6), 2021
     f["apply"].click()
-    expected = loop.filter_passages(run, "weak_risk_assessment", 0.2, 0.6, year=2021)
+    expected = review.filter_passages(run, "weak_risk_assessment", 0.2, 0.6, year=2021)
     assert list(session.queue["passage_id"]) == list(expected["passage_id"]) and session.position == 0
     assert f"{len(expected)} passage(s) to review" in session._ui["status"].value
+
+
+def test_review_explain_terms_are_the_models_own_and_none_without_an_explainer():
+    class Explains:
+        themes_ = ("optimism_bias",)
+
+        def explain(self, text, theme, k=5):
+            return ["face value", "accepted"][:k]
+
+    class CannotExplain:
+        themes_ = ("optimism_bias",)
+
+    assert review.explain_terms(Explains(), "text", "optimism_bias", k=1) == ["face value"]
+    assert review.explain_terms(Explains(), "text", "weak_risk_assessment") == []
+    assert review.explain_terms(CannotExplain(), "text", "optimism_bias") == []
