@@ -77,16 +77,36 @@ def writable_models_dir(models_dir: Path) -> Path:
     return Path(models_dir)
 
 
-def privacy_defaults() -> None:
-    """Turn Prefect's analytics off and set ``DO_NOT_TRACK=1``, before Prefect is imported.
+#: Seconds Prefect waits for its temporary local API to start (its default is 20). On a busy
+#: 2-core machine 120 s was not always enough for the retrain flow, which got 180; a longer wait
+#: never slows a healthy start, it only delays the error when the API cannot start at all.
+PREFECT_STARTUP_TIMEOUT_S = 180
 
-    Called when ``themes`` (or ``flows``) is imported, so the CLI, the flows called from Python,
-    ``make server`` and the notebooks all get it. A variable the user set explicitly is kept.
-    The Prefect database goes under the home folder, never into site-packages.
+
+def prefect_environment() -> dict[str, str]:
+    """The Prefect settings every entry point runs with: local, offline, quiet, patient.
+
+    The database and server log go under the home folder (never into site-packages), analytics
+    are off and ``DO_NOT_TRACK=1``, and the temporary API gets :data:`PREFECT_STARTUP_TIMEOUT_S`.
     """
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
+    return {
+        "PREFECT_HOME": str(PROJECT_ROOT / ".prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(PREFECT_STARTUP_TIMEOUT_S),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+
+
+def apply_prefect_environment() -> None:
+    """Set :func:`prefect_environment` in ``os.environ``, keeping any variable the user set.
+
+    Must run before Prefect is imported (it reads its settings once), so importing ``themes`` or
+    ``flows`` calls it: the CLI, the flows called from Python, ``make server``, the tests and the
+    notebooks all get it, and child processes inherit it.
+    """
+    for name, value in prefect_environment().items():
+        os.environ.setdefault(name, value)
 
 
 def shared_dir() -> Path | None:
