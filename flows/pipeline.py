@@ -29,6 +29,7 @@ from themes import aggregate as agg
 from themes import dedup, ingest, report, store
 from themes.codebook import codebook_hash, theme_labels
 from themes.config import AGGREGATE, DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
+from themes.correction import correction_from_card
 from themes.registry import LazyModel
 from themes.types import Document, Passage, PassageScores
 
@@ -351,7 +352,7 @@ def run_pipeline(
         log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
         # The card's presence rule and the error rates measured under it on its held-out document
         # set; a card without a document evaluation counts with the default rule, uncorrected.
-        correction = agg.correction_from_card(loaded.card)
+        correction = correction_from_card(loaded.card)
         if correction is None:
             log.info("Model %s has no document evaluation in its card: shares are not corrected", loaded.version)
         aggregates = agg.aggregate(

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from themes.aggregate import FEATURE_COLUMNS, aggregate, correction_from_card
+from themes.aggregate import aggregate
 from themes.config import CORE_THEMES, DOC_EVAL_DIR, LABELS_DIR, MODELS_DIR, SAMPLE_DIR
+from themes.correction import correction_from_card
 from themes.evaluate import (
     DocumentSet,
     choose_presence_rule,
@@ -20,6 +21,7 @@ from themes.evaluate import (
     write_card_evaluation,
 )
 from themes.ingest import doc_id_of
+from themes.presence import FEATURE_COLUMNS
 
 
 def _features(kind: str, n: int = 40, seed: int = 0) -> pd.DataFrame:

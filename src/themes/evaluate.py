@@ -220,7 +220,7 @@ class DocumentSet:
     """A labelled document set run through the pipeline: features per document and theme, and truth.
 
     ``model_features`` and ``keyword_features`` hold one row per document and theme with
-    ``doc_id``, ``theme``, the :data:`themes.aggregate.FEATURE_COLUMNS` of its counted passages'
+    ``doc_id``, ``theme``, the :data:`themes.presence.FEATURE_COLUMNS` of its counted passages'
     scores, and ``truth`` (the theme is in the document's ``expected/<stem>.json``).
     """
 
@@ -274,7 +274,7 @@ def _read_documents(pdfs: Sequence[Path], cache_dir: Path | None, workers: int) 
 
 def _features_with_truth(scored: pd.DataFrame, doc_ids: Sequence[str], themes: Sequence[str],
                          truth: dict[str, set[str]]) -> pd.DataFrame:
-    from themes.aggregate import FEATURE_COLUMNS, feature_table
+    from themes.presence import FEATURE_COLUMNS, feature_table
 
     grid = pd.MultiIndex.from_product([list(doc_ids), list(themes)], names=["doc_id", "theme"]).to_frame(index=False)
     out = grid.merge(feature_table(scored), on=["doc_id", "theme"], how="left")
@@ -365,7 +365,7 @@ def fit_rule_params(kind: str, x: pd.DataFrame, y: np.ndarray) -> dict[str, Any]
     """One theme's parameters of a presence rule of ``kind``, fitted on documents ``x`` with truth ``y``."""
     from sklearn.linear_model import LogisticRegression
 
-    from themes.aggregate import logistic_inputs
+    from themes.presence import logistic_inputs
 
     y = np.asarray(y, dtype=bool)
     if kind == "count":
@@ -380,8 +380,8 @@ def fit_rule_params(kind: str, x: pd.DataFrame, y: np.ndarray) -> dict[str, Any]
 
 
 def build_rule(kind: str, params: dict[str, dict[str, Any]], thresholds: dict[str, float] | None = None):
-    """A :class:`~themes.aggregate.PresenceRule` from per-theme parameters of :func:`fit_rule_params`."""
-    from themes.aggregate import PresenceRule
+    """A :class:`~themes.presence.PresenceRule` from per-theme parameters of :func:`fit_rule_params`."""
+    from themes.presence import PresenceRule
 
     return PresenceRule(
         kind=kind,  # type: ignore[arg-type]
@@ -397,7 +397,7 @@ def build_rule(kind: str, params: dict[str, dict[str, Any]], thresholds: dict[st
 class RuleChoice:
     """The chosen presence rule, every candidate's CV scores, and the chosen rule's out-of-fold calls."""
 
-    rule: Any  # themes.aggregate.PresenceRule
+    rule: Any  # themes.presence.PresenceRule
     cv: dict
     #: doc_id, theme, truth, present (out of fold, first repeat), fold
     oof: pd.DataFrame
@@ -414,16 +414,16 @@ def choose_presence_rule(
     are fitted on the training folds only and scored on the held-out fold (stratified k-fold over
     documents on that theme's truth, repeated ``n_repeats`` times with shuffled folds). The kind
     with the best mean document accuracy over all themes wins (ties: the simpler kind, in
-    :data:`themes.aggregate.RULE_KINDS` order); its parameters are then fitted on every document.
+    :data:`themes.presence.RULE_KINDS` order); its parameters are then fitted on every document.
 
     Args:
         features: :attr:`DocumentSet.model_features` (or ``keyword_features``).
-        kinds: candidate kinds; default all of :data:`themes.aggregate.RULE_KINDS`.
+        kinds: candidate kinds; default all of :data:`themes.presence.RULE_KINDS`.
         thresholds: the model's passage thresholds, kept in the rule for single-document use.
     """
     from sklearn.model_selection import StratifiedKFold
 
-    from themes.aggregate import RULE_KINDS
+    from themes.presence import RULE_KINDS
 
     kinds = list(kinds or RULE_KINDS)
     themes = list(dict.fromkeys(features["theme"]))
@@ -498,7 +498,7 @@ def _cross_fitted_correction(oof: pd.DataFrame, draws: int = 4000, seed: int = 0
     The folds' draws are pooled as if independent; their rates share documents, so the interval is
     somewhat narrower than it should be.
     """
-    from themes.aggregate import MIN_YOUDEN, ClassifierError, bootstrap_draws, corrected_share
+    from themes.correction import MIN_YOUDEN, ClassifierError, bootstrap_draws, corrected_share
 
     n = len(oof)
     points, pooled, notes = [], np.zeros(draws), []
@@ -525,7 +525,7 @@ def _cross_fitted_correction(oof: pd.DataFrame, draws: int = 4000, seed: int = 0
 
 
 def _given_rule_correction(calls: pd.DataFrame, correction: Any, draws: int = 4000, seed: int = 0) -> dict:
-    from themes.aggregate import corrected_share
+    from themes.correction import corrected_share
 
     c = corrected_share(int(calls["present"].sum()), len(calls), correction.errors.get(calls["theme"].iloc[0]),
                         draws=draws, seed=seed)
@@ -574,7 +574,7 @@ def document_evaluation(
         docs_dir: labelled document set; default ``config.DOC_EVAL_DIR``.
         model: as for :func:`evaluate_documents`.
         cache_dir: the pipeline's per-document cache folder.
-        correction: a card's :class:`~themes.aggregate.Correction` to measure instead on documents
+        correction: a card's :class:`~themes.correction.Correction` to measure instead on documents
             it was not chosen on: its rule is applied as is and shares are corrected with its rates.
         documents: an already evaluated set (skips reading and classifying).
 
@@ -586,8 +586,8 @@ def document_evaluation(
     """
     from datetime import UTC, datetime
 
-    from themes.aggregate import MIN_YOUDEN
     from themes.config import DOC_EVAL_DIR
+    from themes.correction import MIN_YOUDEN
 
     docs = documents or evaluate_documents(docs_dir or DOC_EVAL_DIR, model, cache_dir)
     out: dict[str, Any] = {
@@ -688,7 +688,7 @@ def evaluate_document_set(
     choice. Otherwise the rule is chosen on these documents by cross-validation; ``write_card``
     stores the result as the card's ``document_evaluation``.
     """
-    from themes.aggregate import correction_from_card
+    from themes.correction import correction_from_card
     from themes.ingest import doc_id_of
     from themes.registry import load_model
 
