@@ -153,7 +153,7 @@ def test_evaluate_report_names_the_cards_documents_and_rule(default_card):
     n = default_card["document_evaluation"]["n_documents"]
     assert f"measured on {n} held-out documents ({default_card['document_evaluation']['set']}" in page
     assert f"card of model {default_card['version']}" in page
-    assert html.escape(correction.rule.describe()) in page  # the card's rule, in "How this was counted"
+    assert correction.rule.describe() in html.unescape(page)  # the card's rule, in "How this was counted"
     assert default_card["document_evaluation"]["rule"]["description"] == correction.rule.describe()
 
 
