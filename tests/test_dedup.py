@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from themes.dedup import DedupSettings, find_boilerplate, jaccard, shingles
+from themes.config import DedupSettings
+from themes.dedup import find_boilerplate, jaccard, shingles
 
 TERMS = (
     "This review was commissioned under the statutory guidance Working Together to Safeguard Children "
@@ -109,7 +110,8 @@ def test_dedup_minhash_estimates_match_exact_jaccard_and_lsh_finds_near_copies()
     """
     import numpy as np
 
-    from themes.dedup import DEDUP, _jaccard_sorted, candidate_pairs, minhashes
+    from themes.config import DEDUP
+    from themes.dedup import _jaccard_sorted, candidate_pairs, minhashes
 
     rng = np.random.default_rng(15)
     errors, near_pairs_found = [], []

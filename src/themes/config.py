@@ -161,6 +161,36 @@ class AggregateSettings:
     min_passages: int = 2
 
 
+@dataclass(frozen=True)
+class DedupSettings:
+    """Knobs for finding boilerplate repeated across documents (:mod:`themes.dedup`)."""
+
+    #: Words per shingle.
+    shingle_words: int = 5
+    #: Jaccard similarity of shingle sets at or above which two passages are near-duplicates.
+    threshold: float = 0.8
+    #: A cluster spanning at least this many documents is boilerplate.
+    min_documents: int = 3
+    #: Shorter passages (fewer shingles) are never boilerplate: a short heading repeats by chance.
+    min_shingles: int = 5
+    #: LSH bands; ``bands * rows`` MinHash functions are used.
+    bands: int = 20
+    #: MinHash values per band. With 20 x 6, a pair at Jaccard 0.8 becomes a candidate with
+    #: probability 0.998 and a pair at 0.3 with probability 0.015.
+    rows: int = 6
+    #: Seed of the hash functions (results do not depend on it beyond that 0.2%).
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}.")
+        if self.min_documents < 2:
+            raise ValueError(f"min_documents must be at least 2 (a repeat needs two documents), got {self.min_documents}.")
+        if self.shingle_words < 1 or self.bands < 1 or self.rows < 1:
+            raise ValueError("shingle_words, bands and rows must each be at least 1.")
+
+
 INGEST = IngestSettings()
 AGGREGATE = AggregateSettings()
 SEGMENT = SegmentSettings()
+DEDUP = DedupSettings()

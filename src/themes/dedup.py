@@ -33,6 +33,8 @@ from datasketch import MinHash, MinHashLSH
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from themes.config import DEDUP, DedupSettings
+
 _PARA_NUMBER = re.compile(r"^\s*(?:\(?[0-9]{1,3}(?:\.[0-9]{1,3})*\)?\.?|[a-z]\))\s+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Reviews anonymise with letters ("Child D", "Baby M", "Mr K"): the same template text naming a
@@ -44,42 +46,6 @@ DROPPED_COLUMNS = [
     "max_jaccard", "reason", "text",
 ]
 CLUSTER_COLUMNS = ["cluster", "n_documents", "n_passages", "sections", "example"]
-
-
-@dataclass(frozen=True)
-class DedupSettings:
-    """Knobs for near-duplicate detection.
-
-    Args:
-        shingle_words: words per shingle.
-        threshold: Jaccard similarity of shingle sets at or above which two passages are near-duplicates.
-        min_documents: a cluster spanning at least this many documents is boilerplate.
-        min_shingles: shorter passages (fewer shingles) are never called boilerplate: a short
-            heading or sentence repeats by chance.
-        bands: LSH bands; ``bands * rows`` MinHash functions are used.
-        rows: MinHash values per band. With 20 x 6, a pair at Jaccard 0.8 becomes a candidate
-            with probability 0.998 and a pair at 0.3 with probability 0.015.
-        seed: seed of the hash functions (results do not depend on it beyond that 0.2%).
-    """
-
-    shingle_words: int = 5
-    threshold: float = 0.8
-    min_documents: int = 3
-    min_shingles: int = 5
-    bands: int = 20
-    rows: int = 6
-    seed: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}.")
-        if self.min_documents < 2:
-            raise ValueError(f"min_documents must be at least 2 (a repeat needs two documents), got {self.min_documents}.")
-        if self.shingle_words < 1 or self.bands < 1 or self.rows < 1:
-            raise ValueError("shingle_words, bands and rows must each be at least 1.")
-
-
-DEDUP = DedupSettings()
 
 
 @dataclass
