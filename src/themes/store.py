@@ -120,6 +120,16 @@ def is_transient_failure(document: Document) -> bool:
     return document.status == "error" and document.error_kind in TRANSIENT_ERROR_KINDS
 
 
+def read_cache_entry(path: Path) -> dict | None:
+    """A cache entry's JSON, or None when it is missing or unreadable: the caller rebuilds it."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def save_cached(
     cache_dir: Path, document: Document, passages: list[Passage], key: str | None = None
 ) -> None:
@@ -139,13 +149,9 @@ def load_cached(
 
     ``key`` is :func:`cache_key` of the run's settings; by default that of the default settings.
     """
-    path = cache_path(cache_dir, doc_id, key)
-    if not path.is_file():
+    payload = read_cache_entry(cache_path(cache_dir, doc_id, key))
+    if payload is None:
         return None
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # an unreadable cache entry is simply rebuilt
     document = Document(**{**payload["document"], "file": file})
     passages = [Passage(**{**p, "bbox": tuple(p["bbox"])}) for p in payload["passages"]]
     return document, passages
@@ -252,12 +258,8 @@ def load_cached_predictions(
     cache_dir: Path, doc_id: str, key: str
 ) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]]] | None:
     """A document's cached scores and explanations for this model and codebook, or None."""
-    path = predictions_path(cache_dir, doc_id, key)
-    if not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    payload = read_cache_entry(predictions_path(cache_dir, doc_id, key))
+    if payload is None:
         return None  # rebuilt by classifying again
     scores = [PassageScores(**s) for s in payload["scores"]]
     explanations = {(pid, theme): terms for pid, theme, terms in payload["explanations"]}
