@@ -3,11 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Local, quiet, offline Prefect: project-local database, no telemetry.
-export PREFECT_HOME ?= $(CURDIR)/.prefect
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export DO_NOT_TRACK := 1
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+# Prefect's settings (local database, no telemetry, start-up timeout) are not set here: every
+# target runs Python that imports themes, which applies themes.config.prefect_environment().
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
@@ -52,7 +49,7 @@ server: $(STAMP) ## Prefect server + UI on 127.0.0.1 serving the flows (options:
 	$(BIN)/python -m flows.serve $(SERVER_ARGS)
 
 server-stop: ## Stop the server started by `make server` and every process it started
-	@pidfile="$(PREFECT_HOME)/server.pid"; \
+	@pidfile="$$($(BIN)/python -c 'import os, themes; print(os.environ["PREFECT_HOME"])')/server.pid"; \
 	if [ ! -f "$$pidfile" ]; then echo "No server running ($$pidfile is missing)."; exit 0; fi; \
 	pid=$$(cut -d' ' -f1 "$$pidfile"); \
 	kill -TERM "$$pid" 2>/dev/null || { echo "Process $$pid has exited; removing $$pidfile."; rm -f "$$pidfile"; exit 0; }; \

@@ -1,6 +1,6 @@
 """Prefect flows: wiring only; the work is done by the `themes` library."""
 
 # Importing any flow module imports this first: telemetry off before Prefect is imported.
-from themes.config import privacy_defaults
+from themes.config import apply_prefect_environment
 
-privacy_defaults()
+apply_prefect_environment()

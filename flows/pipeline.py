@@ -7,7 +7,6 @@ aggregation, and the report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -17,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -26,11 +24,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from themes import aggregate as agg
-from themes import dedup, ingest, report, store
+from themes import dedup, ingest, predict, report, store
 from themes.codebook import codebook_hash, theme_labels
-from themes.config import AGGREGATE, DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
+from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
+from themes.correction import correction_from_card
 from themes.registry import LazyModel
-from themes.types import Document, Passage, PassageScores
+from themes.types import Document, Passage
 
 #: The ``sections`` parameter: which review sections are counted.
 SECTION_CHOICES = {"all": None, "findings": agg.FINDINGS_SECTIONS}
@@ -165,59 +164,6 @@ LAST_TIMINGS: dict[str, float] = {}
 
 # -- classifying ------------------------------------------------------------------------------
 
-def classify_with_cache(
-    loaded: Any, documents: list[Document], passages_of: dict[str, list[Passage]], cache_dir: Path,
-    ingest_key: str = "",
-) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]], int]:
-    """Scores and explanations for every passage, classifying only documents whose predictions
-    for this model and codebook are not cached; returns them and how many passages were classified.
-
-    Each document's predictions are cached as soon as its batch is scored, so a run killed during
-    classification keeps what it finished and the next run classifies the rest.
-    """
-    key = store.predictions_key(loaded.version, codebook_hash(), ingest_key)
-    by_doc: dict[str, tuple[list[PassageScores], dict]] = {}
-    missing: list[str] = []
-    for doc_id in dict.fromkeys(d.doc_id for d in documents if passages_of.get(d.doc_id)):
-        cached = store.load_cached_predictions(cache_dir, doc_id, key)
-        # Scores for other passages than this run's (a cache written by other code) are a miss.
-        if cached is None or [s.passage_id for s in cached[0]] != [p.passage_id for p in passages_of[doc_id]]:
-            missing.append(doc_id)
-        else:
-            by_doc[doc_id] = cached
-    classified = 0
-    batch: list[str] = []
-    for i, doc_id in enumerate(missing):
-        batch.append(doc_id)
-        if sum(len(passages_of[d]) for d in batch) < 4096 and i < len(missing) - 1:
-            continue
-        from themes.classify import score_passages
-
-        todo = [p for d in batch for p in passages_of[d]]
-        scores = score_passages(loaded.model, todo, loaded.version)
-        classified += len(todo)
-        by_passage = dict(zip((p.passage_id for p in todo), zip(scores, todo)))
-        # Explanations for every tagged (passage, theme) of the batch at once.
-        why = loaded.model.explain_many([p.text for p in todo], [s.themes for s in scores])
-        why_of = {p.passage_id: w for p, w in zip(todo, why)}
-        for d in batch:
-            doc_scores = [by_passage[p.passage_id][0] for p in passages_of[d]]
-            explanations = {
-                (s.passage_id, t): why_of[s.passage_id][t] for s in doc_scores for t in s.themes
-            }
-            store.save_cached_predictions(cache_dir, d, key, doc_scores, explanations)
-            by_doc[d] = (doc_scores, explanations)
-        batch = []
-    scores_out: list[PassageScores] = []
-    explanations_out: dict[tuple[str, str], list[str]] = {}
-    for doc_id in dict.fromkeys(d.doc_id for d in documents):
-        if doc_id in by_doc:
-            doc_scores, doc_explanations = by_doc[doc_id]
-            scores_out.extend(doc_scores)
-            explanations_out.update(doc_explanations)
-    return scores_out, explanations_out, classified
-
-
 def _write_results(out: Path, documents, passages, predictions, aggregates, html: str) -> list[Path]:
     written = store.write_outputs(
         out, documents, passages, predictions, aggregates.csv_tables()
@@ -229,44 +175,6 @@ def _write_results(out: Path, documents, passages, predictions, aggregates, html
 
 write_results = task(name="write_results", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(
     _write_results)
-
-
-#: Beside the outputs: what they were built from (see :func:`outputs_digest`) and their names.
-OUTPUTS_DIGEST = ".themes-outputs.json"
-
-
-def outputs_digest(documents: list[Document], predictions_key: str, sections: str, correction: str = "") -> str:
-    """A digest of everything the output files depend on: each file's name, content hash and read
-    status, the model and codebook (``predictions_key``), the section filter, the card's document
-    evaluation (``correction``: presence rule and error rates, which ``--write-card`` can change
-    without a new model version), the aggregation settings and this code (the package's and the
-    flow's source)."""
-    h = hashlib.sha256()
-    parts = [[d.file, d.doc_id, d.status, d.error_kind, d.error, d.pages] for d in documents]
-    h.update(json.dumps([parts, predictions_key, sections, correction, repr(AGGREGATE),
-                         store.PIPELINE_CACHE_VERSION], default=str).encode())
-    for source in sorted(Path(store.__file__).parent.glob("*.py")) + [Path(__file__)]:
-        h.update(source.read_bytes())
-    return h.hexdigest()
-
-
-def kept_outputs(out: Path, digest: str) -> tuple[list[Path], list[dict]] | None:
-    """The last run's output files and prevalence rows when they were built from ``digest`` and
-    all still exist; None otherwise (they are rebuilt)."""
-    try:
-        saved = json.loads((out / OUTPUTS_DIGEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    files = [out / name for name in saved.get("files", [])]
-    if saved.get("digest") != digest or not files or not all(f.is_file() for f in files):
-        return None
-    prevalence = pd.read_csv(out / "prevalence.csv", encoding="utf-8-sig")
-    return files, prevalence.to_dict(orient="records")
-
-
-def save_outputs_digest(out: Path, digest: str, written: list[Path]) -> None:
-    store.atomic_write_text(out / OUTPUTS_DIGEST,
-                            json.dumps({"digest": digest, "files": [p.name for p in written]}))
 
 
 def run_pipeline(
@@ -326,7 +234,7 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     ingest_key = store.cache_key(settings, SEGMENT)
-    scores, explanations, classified = classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
+    scores, explanations, classified = predict.classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
     themes = loaded.themes
     loaded.release()  # the rest needs only the card and the theme list
     log.info("Classified %d passage(s); %d taken from the prediction cache",
@@ -335,9 +243,10 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     documents_df = store.documents_frame(documents)
-    digest = outputs_digest(documents, store.predictions_key(loaded.version, codebook_hash(), ingest_key), sections,
-                            json.dumps(loaded.card.get("document_evaluation"), sort_keys=True, default=str))
-    kept = kept_outputs(out_path, digest)
+    digest = store.outputs_digest(
+        documents, store.predictions_key(loaded.version, codebook_hash(), ingest_key), sections,
+        json.dumps(loaded.card.get("document_evaluation"), sort_keys=True, default=str), sources=[Path(__file__)])
+    kept = store.kept_outputs(out_path, digest)
     if kept is not None:
         # Nothing the outputs depend on changed and every output file is there: keep them.
         written, prevalence = kept
@@ -351,7 +260,7 @@ def run_pipeline(
         log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
         # The card's presence rule and the error rates measured under it on its held-out document
         # set; a card without a document evaluation counts with the default rule, uncorrected.
-        correction = agg.correction_from_card(loaded.card)
+        correction = correction_from_card(loaded.card)
         if correction is None:
             log.info("Model %s has no document evaluation in its card: shares are not corrected", loaded.version)
         aggregates = agg.aggregate(
@@ -364,13 +273,13 @@ def run_pipeline(
         labels = theme_labels()
         html = report.render_report(aggregates, documents_df, passages_df, predictions_df, themes,
                                     loaded.version, labels, explanations)
-        (out_path / OUTPUTS_DIGEST).unlink(missing_ok=True)  # outputs are about to change
+        (out_path / store.OUTPUTS_DIGEST).unlink(missing_ok=True)  # outputs are about to change
         writer = write_results if in_flow else _write_results
         written = writer(out_path, documents_df, passages_df, predictions_df, aggregates, html)
         timings["report_s"] = time.perf_counter() - t0
         log.info("Wrote %d files to %s", len(written), out_path)
         prevalence = aggregates.prevalence.to_dict(orient="records")
-        save_outputs_digest(out_path, digest, written)
+        store.save_outputs_digest(out_path, digest, written)
 
     return {
         "out": str(out_path),

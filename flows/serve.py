@@ -33,16 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from themes.config import DEFAULT_OUT_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
-
-# Before Prefect is imported (it reads its settings once): project-local database, no telemetry.
-os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
 from prefect import flow
 
 from flows.pipeline import find_pdfs, run
+from themes.config import DEFAULT_OUT_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
 
 PIPELINE_FLOW = "themes-run"
 PIPELINE_DEPLOYMENT = "pipeline"

@@ -7,16 +7,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-# Before anything imports prefect: no telemetry (it can lock SQLite under pytest) and a private home.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Before anything imports prefect: a private home for the tests' Prefect database; the other
+# defaults (no telemetry, which can lock SQLite under pytest; start-up timeout) are the project's.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="themes-prefect-"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import pytest
 
-from themes.config import shared_dir
+from themes.config import apply_prefect_environment, shared_dir
 from themes.labels import Decision
+
+apply_prefect_environment()  # importing themes did it already; said here so no test relies on luck
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _bare_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "PREFECT_HOME", "THEMES_HOME")}  # fmt: skip
+           if not k.startswith("PREFECT_") and k not in ("DO_NOT_TRACK", "THEMES_HOME")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     return env
 
@@ -27,6 +27,19 @@ def test_config_flows_imported_bare_have_telemetry_off(tmp_path: Path, module: s
     out = subprocess.run([sys.executable, "-c", code], env=_bare_env(tmp_path), cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     assert out == ["False", "1"]
+
+
+@pytest.mark.parametrize("module", ["flows.serve", "themes.cli"])
+def test_config_prefect_environment_applied_before_prefect_reads_it(tmp_path: Path, module: str) -> None:
+    """One start-up timeout everywhere, and a variable the user set is kept."""
+    env = {**_bare_env(tmp_path), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    code = (f"import {module}\n"
+            "from prefect.settings import get_current_settings\n"
+            "s = get_current_settings()\n"
+            "print(s.server.ephemeral.startup_timeout_seconds, s.logging.level, s.home.name)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert out == ["180", "WARNING", ".prefect"]
 
 
 def test_config_themes_home_moves_everything_written(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from themes.dedup import DedupSettings, find_boilerplate, jaccard, shingles
+from themes.config import DedupSettings
+from themes.dedup import find_boilerplate, jaccard, shingles
 
 TERMS = (
     "This review was commissioned under the statutory guidance Working Together to Safeguard Children "
@@ -98,3 +99,33 @@ def test_dedup_short_repeats_are_never_boilerplate():
 def test_dedup_names_the_missing_column():
     with pytest.raises(ValueError, match="doc_id"):
         find_boilerplate(pd.DataFrame({"passage_id": ["a"], "text": ["x"]}))
+
+
+def test_dedup_minhash_estimates_match_exact_jaccard_and_lsh_finds_near_copies():
+    """Against the exact Jaccard of random shingle-hash sets: unbiased, within 4 standard errors.
+
+    With 120 hash functions the standard error is at most sqrt(0.25 / 120) = 0.046. The MinHash this
+    replaced (a * x + b mod 2^61 - 1 with a, x < 2^32) let small hash values win every function and
+    missed a third of these by more than 0.15, and LSH with it missed pairs at Jaccard 0.83.
+    """
+    import numpy as np
+
+    from themes.config import DEDUP
+    from themes.dedup import _jaccard_sorted, candidate_pairs, minhashes
+
+    rng = np.random.default_rng(15)
+    errors, near_pairs_found = [], []
+    for _ in range(200):
+        n, target = int(rng.integers(20, 150)), float(rng.uniform(0.3, 0.97))
+        pool = rng.permutation(np.unique(rng.integers(0, 2**32, size=3 * n, dtype=np.uint64)))
+        shared = round(n * 2 * target / (1 + target))
+        x, y = np.sort(pool[:n]), np.sort(np.concatenate([pool[:shared], pool[n : 2 * n - shared]]))
+        exact = _jaccard_sorted(x, y)
+        signatures = minhashes([x, y])
+        errors.append(signatures[0].jaccard(signatures[1]) - exact)
+        if exact >= DEDUP.threshold:
+            near_pairs_found.append(candidate_pairs(signatures) == {(0, 1)})
+    errors = np.array(errors)
+    assert np.abs(errors).max() < 4 * 0.046
+    assert abs(errors.mean()) < 0.01
+    assert len(near_pairs_found) > 20 and all(near_pairs_found)

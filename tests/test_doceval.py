@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from themes.aggregate import FEATURE_COLUMNS, aggregate, correction_from_card
+from themes.aggregate import aggregate
 from themes.config import (
     CORE_THEMES,
     DOC_EVAL_DIR,
@@ -23,6 +23,7 @@ from themes.config import (
     PROJECT_ROOT,
     SAMPLE_DIR,
 )
+from themes.correction import correction_from_card
 from themes.doceval import (
     DocumentSet,
     choose_presence_rule,
@@ -30,6 +31,7 @@ from themes.doceval import (
     write_card_evaluation,
 )
 from themes.ingest import doc_id_of
+from themes.presence import FEATURE_COLUMNS
 
 DOC_EVAL = PROJECT_ROOT / "corpus" / "doc-eval"
 LABELS = PROJECT_ROOT / "corpus" / "labels"
@@ -220,7 +222,7 @@ def test_doceval_report_names_the_cards_documents_and_rule(default_card):
     n = default_card["document_evaluation"]["n_documents"]
     assert f"measured on {n} held-out documents ({default_card['document_evaluation']['set']}" in page
     assert f"card of model {default_card['version']}" in page
-    assert html.escape(correction.rule.describe()) in page  # the card's rule, in "How this was counted"
+    assert correction.rule.describe() in html.unescape(page)  # the card's rule, in "How this was counted"
     assert default_card["document_evaluation"]["rule"]["description"] == correction.rule.describe()
 
 

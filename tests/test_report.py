@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from themes.aggregate import ClassifierError, aggregate
+from themes.aggregate import aggregate
+from themes.correction import ClassifierError
 from themes.dedup import find_boilerplate
 from themes.report import render_report, summary_markdown, write_workbook
 

@@ -140,3 +140,22 @@ def test_store_writes_without_changing_the_process_umask(tmp_path):
         assert os.umask(0o027) == 0o027
     finally:
         os.umask(before)
+
+
+def test_store_outputs_are_kept_only_for_the_same_digest_and_every_file(tmp_path):
+    doc, _ = _doc_and_passages()
+    flow_source = tmp_path / "flow.py"
+    flow_source.write_text("# wiring v1\n")
+    digest = store.outputs_digest([doc], "model--codebook--key", "all", sources=[flow_source])
+    assert digest == store.outputs_digest([doc], "model--codebook--key", "all", sources=[flow_source])
+    assert digest != store.outputs_digest([doc], "model--codebook--key", "findings", sources=[flow_source])
+    out = tmp_path / "out"
+    store.write_csv(pd.DataFrame({"theme": ["t"], "share": [0.5]}), out / "prevalence.csv")
+    store.atomic_write_text(out / "report.html", "<html></html>")
+    store.save_outputs_digest(out, digest, [out / "prevalence.csv", out / "report.html"])
+    files, prevalence = store.kept_outputs(out, digest)
+    assert [f.name for f in files] == ["prevalence.csv", "report.html"] and prevalence == [{"theme": "t", "share": 0.5}]
+    flow_source.write_text("# wiring v2\n")  # the flow's code changed: outputs are rebuilt
+    assert store.kept_outputs(out, store.outputs_digest([doc], "model--codebook--key", "all", sources=[flow_source])) is None
+    (out / "report.html").unlink()
+    assert store.kept_outputs(out, digest) is None

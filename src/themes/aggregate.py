@@ -1,35 +1,39 @@
-"""Count themes by document, as the Panel does, with the presence rule the model's card records.
+"""The run's tables: themes counted by document, as the Panel counts, with 95% intervals.
 
-A theme is present in a document when the model card's presence rule (:class:`PresenceRule`,
-chosen by cross-validation over the held-out document-evaluation set ``corpus/doc-eval``, see
-:func:`themes.doceval.choose_presence_rule`) says so from the document's passage scores for
-that theme: at least *k* passages over the theme's threshold, the best passage score over a cut,
-a noisy-OR of passage probabilities over a cut, or a small logistic regression over per-document
-score features. A model whose card has no ``document_evaluation`` falls back to
-``config.AGGREGATE.min_passages`` passages over threshold, and its shares are not corrected.
+A theme is present in a document when the presence rule says so (:class:`themes.presence.
+PresenceRule`). In a run that rule is the one the model card's ``document_evaluation`` records
+(:func:`themes.correction.correction_from_card`), chosen by cross-validation on the held-out
+``corpus/doc-eval`` set (:func:`themes.doceval.choose_presence_rule`); its kind is one of:
 
-Shares come with 95% Wilson score intervals, overall and split by year, area and review type.
-Beside them: the share corrected for the classifier's document-level error (Rogan–Gladen), with
-sensitivity and specificity measured on the card's held-out evaluation documents under the same
-rule (:func:`correction_from_card`) and a bootstrap interval over both the evaluation documents
-and the counted ones; where sensitivity + specificity - 1 < :data:`MIN_YOUDEN` the corrected
-share is reported as unreliable (NaN with a note), never clipped silently. Also: a theme × theme
-co-occurrence table, per-year series with a trend test, and the Panel's published 2018–19
-figures for comparison. Counting can leave out boilerplate (see :mod:`themes.dedup`) and count
-only some review sections.
+- ``count``: at least *k* of the document's counted passages are tagged (scored at or above the
+  theme's passage threshold), *k* per theme;
+- ``max``: the best passage score reaches a per-theme cut;
+- ``noisy_or``: the noisy-OR evidence -ln(1 - noisy-OR) of the passage scores reaches a cut;
+- ``logistic``: a per-theme logistic regression over those features says present.
+
+A theme the rule has no parameters for, and every theme under a model whose card has no
+document evaluation, needs at least ``config.AGGREGATE.min_passages`` (2) tagged passages; such
+shares are not corrected. A document with no counted passage has no theme.
+
+Shares come with 95% Wilson score intervals, overall and split by year, area and review type,
+beside the share corrected for the classifier's document-level error (:mod:`themes.correction`).
+Also: passage counts per theme, a theme × theme co-occurrence table, per-year series with a
+Cochran–Armitage trend test, and the Panel's published 2018–19 figures for comparison. Counting
+can leave out boilerplate (:mod:`themes.dedup`) and count only some review sections.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from themes.config import AGGREGATE
+from themes.correction import MIN_YOUDEN, ClassifierError, Correction, corrected_share
+from themes.presence import FEATURE_COLUMNS, PresenceRule, feature_table
 from themes.types import SECTIONS
 
 Z95 = 1.959963984540054
@@ -63,11 +67,6 @@ DEFAULT_SECTIONS: tuple[str, ...] | None = None
 #: (``corpus/doc-eval``), whose transfer to real review PDFs is not yet verified; it is shown
 #: beside the raw share, not instead of it.
 HEADLINE = "raw"
-#: Below this Youden index (sensitivity + specificity - 1) the Rogan–Gladen denominator is so small
-#: that a few misjudged documents swing the corrected share across its whole range: the corrected
-#: share is then reported as unreliable (NaN, with a note) instead of being computed and clipped.
-MIN_YOUDEN = 0.2
-
 PREVALENCE_COLUMNS = ["theme", "n_documents", "n_present", "share", "ci_low", "ci_high",
                       "adjusted_share", "adjusted_low", "adjusted_high", "adjusted_note"]
 COOCCURRENCE_COLUMNS = ["theme_a", "theme_b", "n_documents", "n_a", "n_b", "n_both", "lift"]
@@ -76,263 +75,6 @@ TREND_TEST_COLUMNS = ["theme", "n_years", "n_documents", "first_year", "last_yea
 PASSAGE_COUNT_COLUMNS = ["theme", "n_documents_present", "n_passages_tagged", "n_passages_counted"]
 COMPARISON_COLUMNS = ["theme", "panel_finding", "panel_share", "panel_n", "panel_corpus", "this_share",
                       "this_ci_low", "this_ci_high", "this_n", "this_corpus", "note"]
-
-
-@dataclass(frozen=True)
-class ClassifierError:
-    """Document-level confusion counts for one theme, measured on held-out documents.
-
-    Args:
-        theme: theme id.
-        tp: documents with the theme that the model tagged.
-        fn: documents with the theme that the model missed.
-        tn: documents without the theme that the model left untagged.
-        fp: documents without the theme that the model tagged.
-    """
-
-    theme: str
-    tp: int
-    fn: int
-    tn: int
-    fp: int
-
-    def __post_init__(self) -> None:
-        for name in ("tp", "fn", "tn", "fp"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"ClassifierError for {self.theme!r}: {name} must be a count >= 0, got {value!r}.")
-
-    @property
-    def sensitivity(self) -> float:
-        """tp / (tp + fn); NaN when no held-out document has the theme."""
-        n = self.tp + self.fn
-        return self.tp / n if n else math.nan
-
-    @property
-    def specificity(self) -> float:
-        """tn / (tn + fp); NaN when every held-out document has the theme."""
-        n = self.tn + self.fp
-        return self.tn / n if n else math.nan
-
-
-# -- presence rules ---------------------------------------------------------------------------
-
-#: Per-document features of one theme's passage scores (see :func:`document_features`).
-FEATURE_COLUMNS = ("n_over", "max", "noisy_or", "top3_mean", "n_passages")
-#: The logistic rule's inputs, in coefficient order: log1p(n_over), max, log1p(noisy_or),
-#: top3_mean, log1p(n_passages). Logs keep long documents from dominating.
-LOGISTIC_FEATURES = ("log1p_n_over", "max", "log1p_noisy_or", "top3_mean", "log1p_n_passages")
-#: A passage probability is capped here before the noisy-OR, so one score of 1.0 is not infinite.
-_P_CAP = 1 - 1e-6
-
-RuleKind = Literal["count", "max", "noisy_or", "logistic"]
-RULE_KINDS: tuple[str, ...] = ("count", "max", "noisy_or", "logistic")
-
-
-def document_features(scores: Sequence[float], threshold: float) -> dict[str, float]:
-    """The features a presence rule reads from one document's passage scores for one theme.
-
-    ``n_over``: passages scoring at or above ``threshold``; ``max``: the best score;
-    ``noisy_or``: the noisy-OR of the passage probabilities as evidence, -ln(1 - noisy-OR) =
-    sum of -ln(1 - p) (in this form it does not round to 1 in long documents); ``top3_mean``: the
-    mean of the three best scores (missing ones count 0); ``n_passages``: passages scored.
-    """
-    s = np.sort(np.asarray(scores, dtype=float))[::-1]
-    if not len(s):
-        return {c: 0.0 for c in FEATURE_COLUMNS}
-    return {"n_over": float((s >= threshold).sum()), "max": float(s[0]),
-            "noisy_or": float(-np.log1p(-np.clip(s, 0.0, _P_CAP)).sum()),
-            "top3_mean": float(s[:3].sum() / 3), "n_passages": float(len(s))}
-
-
-def feature_table(scored: pd.DataFrame, thresholds: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """:func:`document_features` for every (doc_id, theme) of a long table of passage scores.
-
-    Args:
-        scored: one row per passage and theme with ``doc_id``, ``theme``, ``score`` and, when
-            ``thresholds`` is not given, ``tagged`` (the pipeline's predictions table joined to
-            its passages).
-        thresholds: per-theme passage thresholds that define ``n_over``; default the ``tagged``
-            column.
-    """
-    f = scored[["doc_id", "theme", "score"]].copy()
-    if thresholds is not None:
-        f["over"] = f["score"].to_numpy() >= f["theme"].map(dict(thresholds)).fillna(np.inf).to_numpy()
-    else:
-        f["over"] = scored["tagged"].astype(bool).to_numpy()
-    f["evidence"] = -np.log1p(-np.clip(f["score"].to_numpy(dtype=float), 0.0, _P_CAP))
-    f = f.sort_values(["doc_id", "theme", "score"], ascending=[True, True, False], kind="stable")
-    f["top"] = np.where(f.groupby(["doc_id", "theme"]).cumcount() < 3, f["score"], 0.0)
-    out = f.groupby(["doc_id", "theme"], sort=False).agg(
-        n_over=("over", "sum"), max=("score", "max"), noisy_or=("evidence", "sum"), top=("top", "sum"),
-        n_passages=("score", "size"),
-    ).reset_index()
-    out["top3_mean"] = out.pop("top") / 3
-    for column in FEATURE_COLUMNS:
-        out[column] = out[column].astype(float)
-    return out[["doc_id", "theme", *FEATURE_COLUMNS]]
-
-
-def logistic_inputs(features: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
-    """The logistic rule's input columns (:data:`LOGISTIC_FEATURES`) from document features."""
-    def col(name: str) -> np.ndarray:
-        return np.atleast_1d(np.asarray(features[name], dtype=float))
-
-    return np.column_stack([np.log1p(col("n_over")), col("max"), np.log1p(col("noisy_or")),
-                            col("top3_mean"), np.log1p(col("n_passages"))])
-
-
-@dataclass(frozen=True)
-class PresenceRule:
-    """How a document's passage scores for a theme become present or absent.
-
-    Plain numbers only, so it goes into a model card as JSON (:meth:`to_dict`) and back.
-
-    Args:
-        kind: ``count`` (at least ``k[theme]`` passages at or above the theme's passage
-            threshold), ``max`` (best passage score >= ``cut[theme]``), ``noisy_or`` (noisy-OR
-            evidence -ln(1 - noisy-OR) >= ``cut[theme]``) or ``logistic`` (``intercept[theme]`` +
-            ``coef[theme]`` · :data:`LOGISTIC_FEATURES` >= 0).
-        k, cut, coef, intercept: per-theme parameters of the kind.
-        thresholds: per-theme passage thresholds that define "over threshold" (the model's);
-            empty means the predictions' ``tagged`` column.
-        default_k: themes without parameters fall back to at least this many passages over
-            threshold.
-    """
-
-    kind: RuleKind = "count"
-    k: dict[str, int] = field(default_factory=dict)
-    cut: dict[str, float] = field(default_factory=dict)
-    coef: dict[str, list[float]] = field(default_factory=dict)
-    intercept: dict[str, float] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-    default_k: int = AGGREGATE.min_passages
-
-    def __post_init__(self) -> None:
-        if self.kind not in RULE_KINDS:
-            raise ValueError(f"PresenceRule kind {self.kind!r} is unknown: use one of {', '.join(RULE_KINDS)}.")
-
-    @classmethod
-    def count(cls, k: int = AGGREGATE.min_passages) -> PresenceRule:
-        """At least ``k`` passages over threshold for every theme (the rule without a card)."""
-        return cls(kind="count", default_k=max(1, int(k)))
-
-    def _decide(self, theme: str, x: pd.DataFrame) -> np.ndarray:
-        """Presence for rows of one theme's document features."""
-        if self.kind == "count" or theme not in {**self.cut, **self.intercept}:
-            return x["n_over"].to_numpy() >= self.k.get(theme, self.default_k)
-        if self.kind == "max":
-            return x["max"].to_numpy() >= self.cut[theme]
-        if self.kind == "noisy_or":
-            return x["noisy_or"].to_numpy() >= self.cut[theme]
-        z = logistic_inputs(x) @ np.asarray(self.coef[theme], dtype=float) + self.intercept[theme]
-        return z >= 0
-
-    def present(self, features: pd.DataFrame) -> np.ndarray:
-        """Presence for each row of a :func:`feature_table` (any themes), as a boolean array."""
-        out = np.zeros(len(features), dtype=bool)
-        themes = features["theme"].to_numpy()
-        for theme in pd.unique(themes):
-            rows = themes == theme
-            out[rows] = self._decide(str(theme), features.loc[rows])
-        return out
-
-    def present_in(self, theme: str, scores: Sequence[float]) -> bool:
-        """Whether ``theme`` is present in a document whose passages scored ``scores`` for it."""
-        threshold = self.thresholds.get(theme, 0.5)
-        row = pd.DataFrame([{"theme": theme, **document_features(scores, threshold)}])
-        return bool(self._decide(theme, row)[0])
-
-    def describe(self) -> str:
-        """One sentence for a reader: what makes a theme present in a document."""
-        if self.kind == "count":
-            ks = sorted(set(self.k.values())) or [self.default_k]
-            if len(ks) == 1:
-                return f"at least {ks[0]} passage(s) scoring at or above the theme's threshold"
-            per = ", ".join(f"{t} {v}" for t, v in self.k.items())
-            return f"at least k passages scoring at or above the theme's threshold, k per theme ({per})"
-        if self.kind == "max":
-            per = ", ".join(f"{t} {v:.3f}" for t, v in self.cut.items())
-            return f"the document's best passage score reaches a per-theme cut ({per})"
-        if self.kind == "noisy_or":
-            per = ", ".join(f"{t} {1 - math.exp(-v):.4f}" for t, v in self.cut.items())
-            return f"the noisy-OR of the document's passage probabilities reaches a per-theme cut ({per})"
-        return ("a logistic regression per theme over the document's passage scores (passages over "
-                "threshold, best score, noisy-OR, mean of the best three, number of passages) says "
-                "present with probability of at least 0.5")
-
-    def to_dict(self) -> dict:
-        """JSON-ready: plain strings, ints, floats and lists."""
-        out: dict[str, Any] = {"kind": self.kind, "default_k": int(self.default_k)}
-        if self.k:
-            out["k"] = {t: int(v) for t, v in self.k.items()}
-        if self.cut:
-            out["cut"] = {t: float(v) for t, v in self.cut.items()}
-        if self.coef:
-            out["coef"] = {t: [float(c) for c in v] for t, v in self.coef.items()}
-            out["intercept"] = {t: float(v) for t, v in self.intercept.items()}
-            out["features"] = list(LOGISTIC_FEATURES)
-        if self.thresholds:
-            out["thresholds"] = {t: float(v) for t, v in self.thresholds.items()}
-        out["description"] = self.describe()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PresenceRule:
-        """The rule :meth:`to_dict` wrote (extra keys such as ``cv`` are ignored)."""
-        if "features" in data and list(data["features"]) != list(LOGISTIC_FEATURES):
-            raise ValueError(f"The card's logistic rule reads features {data['features']}, not "
-                             f"{list(LOGISTIC_FEATURES)}: re-run `themes evaluate --documents ... --write-card`.")
-        return cls(kind=data["kind"], k={t: int(v) for t, v in data.get("k", {}).items()},
-                   cut={t: float(v) for t, v in data.get("cut", {}).items()},
-                   coef={t: [float(c) for c in v] for t, v in data.get("coef", {}).items()},
-                   intercept={t: float(v) for t, v in data.get("intercept", {}).items()},
-                   thresholds={t: float(v) for t, v in data.get("thresholds", {}).items()},
-                   default_k=int(data.get("default_k", AGGREGATE.min_passages)))
-
-
-@dataclass(frozen=True)
-class Correction:
-    """What the corrected shares rest on: a model card's document evaluation.
-
-    Args:
-        errors: per theme, document-level confusion counts on the evaluation documents under
-            ``rule`` (each document judged by the rule fitted without it).
-        rule: the presence rule chosen on those documents; counting uses the same one.
-        documents: sha256 ids of the evaluation documents.
-        source: the evaluation set's folder, as the card names it (``corpus/doc-eval``).
-        model_version: the model whose card it is.
-    """
-
-    errors: dict[str, ClassifierError]
-    rule: PresenceRule
-    documents: tuple[str, ...]
-    source: str
-    model_version: str
-
-    @property
-    def n_documents(self) -> int:
-        return len(self.documents)
-
-    def provenance(self) -> str:
-        """One sentence saying exactly where the sensitivity and specificity come from."""
-        return (f"sensitivity and specificity measured on {self.n_documents} held-out documents "
-                f"({self.source}, never trained on, never counted by a run) recorded in the card of model "
-                f"{self.model_version} (document_evaluation), each document judged out of fold under the "
-                f"presence rule '{self.rule.kind}': {self.rule.describe()}")
-
-
-def correction_from_card(card: Mapping[str, Any]) -> Correction | None:
-    """The presence rule and error counts a model card's ``document_evaluation`` records, or
-    ``None`` when the card has none (then shares are counted with the default rule, uncorrected)."""
-    evaluation = card.get("document_evaluation")
-    if not evaluation:
-        return None
-    errors = {t: ClassifierError(t, int(c["tp"]), int(c["fn"]), int(c["tn"]), int(c["fp"]))
-              for t, c in evaluation["themes"].items()}
-    return Correction(errors=errors, rule=PresenceRule.from_dict(evaluation["rule"]),
-                      documents=tuple(evaluation["documents"]), source=str(evaluation.get("set", "?")),
-                      model_version=str(card.get("version", evaluation.get("model_version", "?"))))
 
 
 @dataclass
@@ -413,135 +155,6 @@ def _shares(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     grouped["ci_low"] = [round(lo, 4) for lo, _ in intervals]
     grouped["ci_high"] = [round(hi, 4) for _, hi in intervals]
     return grouped
-
-
-def rogan_gladen(p: float, sensitivity: float, specificity: float) -> float:
-    """True prevalence from an observed share: (p + spec - 1) / (sens + spec - 1), clipped to [0, 1].
-
-    NaN when an input is NaN or the classifier is no better than chance (sens + spec <= 1).
-    """
-    youden = sensitivity + specificity - 1
-    if any(math.isnan(v) for v in (p, sensitivity, specificity)) or youden <= 0:
-        return math.nan
-    return min(1.0, max(0.0, (p + specificity - 1) / youden))
-
-
-@dataclass(frozen=True)
-class CorrectedShare:
-    """A Rogan–Gladen corrected share, its bootstrap interval, and why it may be missing.
-
-    ``share``, ``low`` and ``high`` are NaN when the share cannot be corrected or the correction
-    is unreliable; ``note`` then says which (empty when nothing needs saying).
-    """
-
-    share: float
-    low: float
-    high: float
-    youden: float
-    note: str = ""
-
-
-def bootstrap_draws(
-    n_present: int, n_documents: int, error: ClassifierError, draws: int = 4000,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
-    """Bootstrap draws of the corrected share, resampling the counted and the evaluation documents.
-
-    A Bayesian bootstrap (Rubin 1981) over documents: each draw gives every counted document and
-    every evaluation document a random Dirichlet weight, with half a pseudo-document per cell
-    (Jeffreys) so that 0 of n or n of n does not collapse to a point. By the Dirichlet aggregation
-    property only the cell totals matter: the observed share is Beta(k + 1/2, n - k + 1/2) over the
-    counted documents, and the evaluation documents' tp/fn/tn/fp weights are
-    Dirichlet(tp + 1/2, fn + 1/2, tn + 1/2, fp + 1/2), giving sensitivity and specificity. Draws
-    where sens + spec <= 1 (no better than chance) are left out; the rest are clipped to [0, 1].
-    """
-    rng = rng or np.random.default_rng(0)
-    p = rng.beta(n_present + 0.5, n_documents - n_present + 0.5, draws)
-    cells = rng.dirichlet([error.tp + 0.5, error.fn + 0.5, error.tn + 0.5, error.fp + 0.5], draws)
-    sens = cells[:, 0] / (cells[:, 0] + cells[:, 1])
-    spec = cells[:, 2] / (cells[:, 2] + cells[:, 3])
-    youden = sens + spec - 1
-    ok = youden > 0
-    return np.clip((p[ok] + spec[ok] - 1) / youden[ok], 0.0, 1.0)
-
-
-def corrected_share(
-    n_present: int, n_documents: int, error: ClassifierError | None,
-    draws: int = 4000, level: float = 0.95, seed: int = 0, min_youden: float = MIN_YOUDEN,
-) -> CorrectedShare:
-    """Rogan–Gladen share with a bootstrap interval (:func:`bootstrap_draws`), or why there is none.
-
-    Args:
-        n_present: documents of this run in which the theme is present under the rule.
-        n_documents: readable documents of this run.
-        error: confusion counts on the evaluation documents under the same rule, or ``None``.
-        min_youden: below this sensitivity + specificity - 1 the share is unreliable: NaN and a note.
-    """
-    nan = math.nan
-    if error is None:
-        return CorrectedShare(nan, nan, nan, nan, "not corrected: no document evaluation for this theme")
-    if n_documents == 0:
-        return CorrectedShare(nan, nan, nan, nan, "no documents")
-    sens, spec = error.sensitivity, error.specificity
-    youden = sens + spec - 1
-    if math.isnan(youden):
-        return CorrectedShare(nan, nan, nan, nan, "not estimable: the evaluation documents lack "
-                              + ("documents with" if math.isnan(sens) else "documents without") + " this theme")
-    if youden < min_youden:
-        return CorrectedShare(nan, nan, nan, youden, f"unreliable: sensitivity + specificity - 1 = {youden:.2f} "
-                              f"on the evaluation documents, below {min_youden:g}")
-    raw = (n_present / n_documents + spec - 1) / youden
-    point = min(1.0, max(0.0, raw))
-    note = ""
-    if raw < 0:
-        note = "observed share is below the evaluation documents' false-positive rate: corrected share shown at 0"
-    elif raw > 1:
-        note = "observed share is above what the evaluation documents' error rates allow: corrected share shown at 1"
-    values = bootstrap_draws(n_present, n_documents, error, draws, np.random.default_rng(seed))
-    tail = (1 - level) / 2
-    low, high = np.quantile(values, [tail, 1 - tail]) if len(values) else (nan, nan)
-    return CorrectedShare(point, float(low), float(high), youden, note)
-
-
-def corrected_prevalence(
-    n_present: int, n_documents: int, error: ClassifierError | None,
-    draws: int = 4000, level: float = 0.95, seed: int = 0, min_youden: float = MIN_YOUDEN,
-) -> tuple[float, float, float]:
-    """(share, low, high) of :func:`corrected_share`; NaN when not estimable or unreliable."""
-    c = corrected_share(n_present, n_documents, error, draws, level, seed, min_youden)
-    return c.share, c.low, c.high
-
-
-def document_errors(
-    docs: Sequence[str], true_labels: Sequence[Iterable[str]], predicted: np.ndarray, themes: Sequence[str],
-) -> list[ClassifierError]:
-    """Document-level confusion counts per theme from passage-level labels and predictions.
-
-    A document has a theme when any of its passages has it, in the labels and in the predictions
-    alike, as in counting.
-
-    Args:
-        docs: document id of each labelled passage (held-out documents only).
-        true_labels: theme ids each passage is labelled with.
-        predicted: 0/1 matrix (passages × themes), e.g. ``model.predict(texts)``.
-        themes: theme ids of ``predicted``'s columns.
-    """
-    predicted = np.asarray(predicted)
-    if predicted.shape != (len(docs), len(themes)):
-        raise ValueError(f"predicted has shape {predicted.shape}; expected ({len(docs)}, {len(themes)}) "
-                         "for the passages and themes given.")
-    truth = pd.DataFrame([[t in set(labels) for t in themes] for labels in true_labels],
-                         columns=list(themes), dtype=bool)
-    truth["doc"] = list(docs)
-    pred = pd.DataFrame(predicted.astype(bool), columns=list(themes))
-    pred["doc"] = list(docs)
-    t_doc, p_doc = truth.groupby("doc").any(), pred.groupby("doc").any()
-    out = []
-    for theme in themes:
-        t, p = t_doc[theme], p_doc[theme]
-        out.append(ClassifierError(theme, int((t & p).sum()), int((t & ~p).sum()),
-                                   int((~t & ~p).sum()), int((~t & p).sum())))
-    return out
 
 
 def prevalence(

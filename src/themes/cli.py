@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -15,19 +14,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from themes.config import DEFAULT_OUT_DIR, LABELS_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
+from themes.config import (
+    DEFAULT_OUT_DIR,
+    LABELS_DIR,
+    MODELS_DIR,
+    SAMPLE_DIR,
+    apply_prefect_environment,
+)
 
 app = typer.Typer(help="Find the Panel's practice themes in safeguarding review PDFs.", no_args_is_help=True)
 console = Console(stderr=True)
-
-
-def quiet_prefect_defaults() -> None:
-    """Local, offline Prefect: project-local database, no telemetry (STACK-NOTES.md)."""
-    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    # The temporary local API can take longer than the 20 s default on a busy 2-core machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def prevalence_table(rows: list[dict], title: str) -> Table:
@@ -102,7 +98,7 @@ def run(
     if dask and dask_address:
         raise typer.BadParameter("give --dask (a local cluster) or --dask-address, not both.",
                                  param_hint="--dask-address")
-    quiet_prefect_defaults()
+    apply_prefect_environment()
     from flows.pipeline import SECTION_CHOICES
     from flows.pipeline import run as run_flow
 

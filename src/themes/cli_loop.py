@@ -7,14 +7,13 @@ the main ``themes`` app.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from themes.config import CORE_THEMES, LABELS_DIR, MODELS_DIR, PROJECT_ROOT
+from themes.config import CORE_THEMES, LABELS_DIR, MODELS_DIR, apply_prefect_environment
 from themes.exchange import FORMATS
 from themes.labels import DECISIONS_DIR
 
@@ -152,19 +151,12 @@ def labels_decisions(store: StoreOpt = DECISIONS_DIR) -> None:
 
 # -- retrain ---------------------------------------------------------------------------------------
 
-def quiet_prefect_defaults() -> None:
-    """Local, offline Prefect: project-local database, no telemetry, patience on a busy machine."""
-    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-
-
 def run_retrain_flow(**kwargs: Any) -> Any:
     """Run the ``themes-retrain`` Prefect flow (``flows/retrain.py``) and return its ``RetrainResult``.
 
     Keyword arguments are the flow's parameters (paths may be ``Path`` objects).
     """
-    quiet_prefect_defaults()
+    apply_prefect_environment()
     from flows.retrain import retrain as retrain_flow
 
     kwargs = {k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()}

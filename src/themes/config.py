@@ -77,16 +77,36 @@ def writable_models_dir(models_dir: Path) -> Path:
     return Path(models_dir)
 
 
-def privacy_defaults() -> None:
-    """Turn Prefect's analytics off and set ``DO_NOT_TRACK=1``, before Prefect is imported.
+#: Seconds Prefect waits for its temporary local API to start (its default is 20). On a busy
+#: 2-core machine 120 s was not always enough for the retrain flow, which got 180; a longer wait
+#: never slows a healthy start, it only delays the error when the API cannot start at all.
+PREFECT_STARTUP_TIMEOUT_S = 180
 
-    Called when ``themes`` (or ``flows``) is imported, so the CLI, the flows called from Python,
-    ``make server`` and the notebooks all get it. A variable the user set explicitly is kept.
-    The Prefect database goes under the home folder, never into site-packages.
+
+def prefect_environment() -> dict[str, str]:
+    """The Prefect settings every entry point runs with: local, offline, quiet, patient.
+
+    The database and server log go under the home folder (never into site-packages), analytics
+    are off and ``DO_NOT_TRACK=1``, and the temporary API gets :data:`PREFECT_STARTUP_TIMEOUT_S`.
     """
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
+    return {
+        "PREFECT_HOME": str(PROJECT_ROOT / ".prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": str(PREFECT_STARTUP_TIMEOUT_S),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+
+
+def apply_prefect_environment() -> None:
+    """Set :func:`prefect_environment` in ``os.environ``, keeping any variable the user set.
+
+    Must run before Prefect is imported (it reads its settings once), so importing ``themes`` or
+    ``flows`` calls it: the CLI, the flows called from Python, ``make server``, the tests and the
+    notebooks all get it, and child processes inherit it.
+    """
+    for name, value in prefect_environment().items():
+        os.environ.setdefault(name, value)
 
 
 def shared_dir() -> Path | None:
@@ -141,6 +161,36 @@ class AggregateSettings:
     min_passages: int = 2
 
 
+@dataclass(frozen=True)
+class DedupSettings:
+    """Knobs for finding boilerplate repeated across documents (:mod:`themes.dedup`)."""
+
+    #: Words per shingle.
+    shingle_words: int = 5
+    #: Jaccard similarity of shingle sets at or above which two passages are near-duplicates.
+    threshold: float = 0.8
+    #: A cluster spanning at least this many documents is boilerplate.
+    min_documents: int = 3
+    #: Shorter passages (fewer shingles) are never boilerplate: a short heading repeats by chance.
+    min_shingles: int = 5
+    #: LSH bands; ``bands * rows`` MinHash functions are used.
+    bands: int = 20
+    #: MinHash values per band. With 20 x 6, a pair at Jaccard 0.8 becomes a candidate with
+    #: probability 0.998 and a pair at 0.3 with probability 0.015.
+    rows: int = 6
+    #: Seed of the hash functions (results do not depend on it beyond that 0.2%).
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}.")
+        if self.min_documents < 2:
+            raise ValueError(f"min_documents must be at least 2 (a repeat needs two documents), got {self.min_documents}.")
+        if self.shingle_words < 1 or self.bands < 1 or self.rows < 1:
+            raise ValueError("shingle_words, bands and rows must each be at least 1.")
+
+
 INGEST = IngestSettings()
 AGGREGATE = AggregateSettings()
 SEGMENT = SegmentSettings()
+DEDUP = DedupSettings()

@@ -6,11 +6,13 @@ found only in such text says nothing about the practice in that case, so these p
 aside before counting.
 
 Method: each passage becomes the set of its word 5-shingles (lower-cased; paragraph number,
-punctuation and the letter of pseudonyms such as "Child D" removed). MinHash signatures (universal hashing over a Mersenne prime, numpy only)
-are banded for locality-sensitive hashing to find candidate pairs; every candidate pair is then
-checked with the exact Jaccard similarity of the shingle sets (compared as their CRC-32 values), so LSH only decides which pairs are
-looked at. Pairs at or above the threshold are joined into clusters (single linkage). A cluster
-that spans at least ``min_documents`` documents is boilerplate, and all of its passages are dropped.
+punctuation and the letter of pseudonyms such as "Child D" removed), kept as their CRC-32 values.
+datasketch's MinHash signatures of those sets are banded for locality-sensitive hashing
+(``MinHashLSH``) to find candidate pairs; every candidate pair is then checked with the exact
+Jaccard similarity of the shingle sets, so LSH only decides which pairs are looked at. Pairs at or
+above the threshold are joined into clusters (single linkage: scipy's connected components). A
+cluster that spans at least ``min_documents`` documents is boilerplate, and all of its passages
+are dropped.
 
 Why ``min_documents = 3`` by default (the passage recurs in at least two *other* documents): a
 verbatim pair is as often a quotation of a real finding (a partnership's annual learning report
@@ -27,8 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from datasketch import MinHash, MinHashLSH
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-_MERSENNE = np.uint64((1 << 61) - 1)
+from themes.config import DEDUP, DedupSettings
+
 _PARA_NUMBER = re.compile(r"^\s*(?:\(?[0-9]{1,3}(?:\.[0-9]{1,3})*\)?\.?|[a-z]\))\s+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Reviews anonymise with letters ("Child D", "Baby M", "Mr K"): the same template text naming a
@@ -40,42 +46,6 @@ DROPPED_COLUMNS = [
     "max_jaccard", "reason", "text",
 ]
 CLUSTER_COLUMNS = ["cluster", "n_documents", "n_passages", "sections", "example"]
-
-
-@dataclass(frozen=True)
-class DedupSettings:
-    """Knobs for near-duplicate detection.
-
-    Args:
-        shingle_words: words per shingle.
-        threshold: Jaccard similarity of shingle sets at or above which two passages are near-duplicates.
-        min_documents: a cluster spanning at least this many documents is boilerplate.
-        min_shingles: shorter passages (fewer shingles) are never called boilerplate: a short
-            heading or sentence repeats by chance.
-        bands: LSH bands; ``bands * rows`` MinHash functions are used.
-        rows: MinHash values per band. With 20 x 6, a pair at Jaccard 0.8 becomes a candidate
-            with probability 0.998 and a pair at 0.3 with probability 0.015.
-        seed: seed of the hash functions (results do not depend on it beyond that 0.2%).
-    """
-
-    shingle_words: int = 5
-    threshold: float = 0.8
-    min_documents: int = 3
-    min_shingles: int = 5
-    bands: int = 20
-    rows: int = 6
-    seed: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}.")
-        if self.min_documents < 2:
-            raise ValueError(f"min_documents must be at least 2 (a repeat needs two documents), got {self.min_documents}.")
-        if self.shingle_words < 1 or self.bands < 1 or self.rows < 1:
-            raise ValueError("shingle_words, bands and rows must each be at least 1.")
-
-
-DEDUP = DedupSettings()
 
 
 @dataclass
@@ -118,31 +88,11 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 0.0
 
 
-def _hash_functions(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    # a, b < 2^32 and shingle hashes < 2^32 keep a*x + b below 2^64: exact in uint64.
-    a = rng.integers(1, 1 << 32, size=n, dtype=np.uint64)
-    b = rng.integers(0, 1 << 32, size=n, dtype=np.uint64)
-    return a, b
-
-
-def minhash(shingle_set: set[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """MinHash signature (one value per hash function) of a set of shingles."""
-    values = np.fromiter((zlib.crc32(s.encode("utf-8")) for s in shingle_set), dtype=np.uint64,
-                         count=len(shingle_set))
-    return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
-
-
 def _shingle_hashes(text: str, k: int) -> np.ndarray:
     """The CRC-32 values of a passage's ``k``-word shingles, sorted and unique."""
     found = shingles(text, k)
     return np.unique(np.fromiter((zlib.crc32(s.encode("utf-8")) for s in found), dtype=np.uint64,
                                  count=len(found)))
-
-
-def _minhash_values(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`minhash` of shingles given as their CRC-32 values."""
-    return ((a[:, None] * values[None, :] + b[:, None]) % _MERSENNE).min(axis=1)
 
 
 def _jaccard_sorted(a: np.ndarray, b: np.ndarray) -> float:
@@ -152,26 +102,22 @@ def _jaccard_sorted(a: np.ndarray, b: np.ndarray) -> float:
     return both / union if union else 0.0
 
 
-def _candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> set[tuple[int, int]]:
-    pairs: set[tuple[int, int]] = set()
-    for band in range(bands):
-        buckets: dict[bytes, list[int]] = {}
-        chunk = signatures[:, band * rows : (band + 1) * rows]
-        for i, key in enumerate(chunk):
-            buckets.setdefault(key.tobytes(), []).append(i)
-        for members in buckets.values():
-            if len(members) > 1:
-                for x in range(len(members)):
-                    for y in range(x + 1, len(members)):
-                        pairs.add((members[x], members[y]))
-    return pairs
+def minhashes(hash_sets: list[np.ndarray], settings: DedupSettings = DEDUP) -> list[MinHash]:
+    """datasketch MinHash signatures (``bands * rows`` functions) of shingle sets given as CRC-32 values.
+
+    The CRC-32 values are datasketch's input hashes; it mixes them before permuting.
+    """
+    return MinHash.bulk((s.tolist() for s in hash_sets), num_perm=settings.bands * settings.rows,
+                        seed=settings.seed, hashfunc=int)
 
 
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
+def candidate_pairs(signatures: list[MinHash], settings: DedupSettings = DEDUP) -> set[tuple[int, int]]:
+    """Index pairs (i < j) that share a band of their signatures: datasketch's banded LSH."""
+    lsh = MinHashLSH(num_perm=settings.bands * settings.rows, params=(settings.bands, settings.rows))
+    with lsh.insertion_session() as session:
+        for i, signature in enumerate(signatures):
+            session.insert(i, signature, check_duplication=False)
+    return {(min(i, j), max(i, j)) for i, signature in enumerate(signatures) for j in lsh.query(signature) if i != j}
 
 
 def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) -> DedupResult:
@@ -199,39 +145,40 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
         return DedupResult(kept=passages.copy(), settings=settings)
 
     docs = frame["doc_id"].astype(str).to_numpy()
-    parent = list(range(len(frame)))
+    edges: list[tuple[int, int]] = []  # passages joined into one cluster
     best = np.zeros(len(frame))  # best similarity to a passage in another document
     # Passages with the same shingle set (template text repeated word for word) are one node: they
     # are in one cluster at similarity 1, and LSH compares distinct texts only. Comparing every
     # copy with every other made the pairs grow with the square of the corpus.
-    groups: dict[frozenset[str], list[int]] = {}
+    groups: dict[bytes, list[int]] = {}
     for i in eligible:
         groups.setdefault(sets[i].tobytes(), []).append(i)
     unique = list(groups.values())
     doc_sets = [set(docs[idx]) for idx in unique]
     for idx, doc_set in zip(unique, doc_sets):
-        for i in idx[1:]:
-            parent[_find(parent, i)] = _find(parent, idx[0])
+        edges += [(idx[0], i) for i in idx[1:]]
         if len(doc_set) > 1:
             best[idx] = 1.0
     if len(unique) >= 2:
-        a, b = _hash_functions(settings.bands * settings.rows, settings.seed)
-        signatures = np.vstack([_minhash_values(sets[idx[0]], a, b) for idx in unique])
-        for x, y in _candidate_pairs(signatures, settings.bands, settings.rows):
+        signatures = minhashes([sets[idx[0]] for idx in unique], settings)
+        for x, y in candidate_pairs(signatures, settings):
             i, j = unique[x][0], unique[y][0]
             similarity = _jaccard_sorted(sets[i], sets[j])
             if similarity < settings.threshold:
                 continue
-            parent[_find(parent, i)] = _find(parent, j)
+            edges.append((i, j))
             for mine, theirs in ((unique[x], doc_sets[y]), (unique[y], doc_sets[x])):
                 for k in mine:
                     if len(theirs) > 1 or docs[k] not in theirs:
                         best[k] = max(best[k], similarity)
 
-    roots = np.array([_find(parent, i) for i in range(len(frame))])
+    # Single linkage: the clusters are the connected components of the near-duplicate graph.
+    rows, cols = np.array(edges, dtype=np.int64).reshape(-1, 2).T
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(len(frame), len(frame)))
+    _, labels = connected_components(graph, directed=False)
     members: dict[int, list[int]] = {}
-    for i, root in enumerate(roots):
-        members.setdefault(int(root), []).append(i)
+    for i, label in enumerate(labels):
+        members.setdefault(int(label), []).append(i)
     dropped_rows, cluster_rows = [], []
     drop = np.zeros(len(frame), dtype=bool)
     # Plain arrays: a .loc lookup per dropped passage took most of the time on a large corpus.

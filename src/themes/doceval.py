@@ -23,21 +23,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from themes import dedup, store
-from themes.aggregate import (
-    FEATURE_COLUMNS,
-    MIN_YOUDEN,
-    RULE_KINDS,
-    ClassifierError,
-    PresenceRule,
-    bootstrap_draws,
-    corrected_share,
-    correction_from_card,
-    counted_passages,
-    feature_table,
-    logistic_inputs,
-)
-from themes.classify import score_passages
+from themes.aggregate import counted_passages
 from themes.baselines import KeywordBaseline
+from themes.classify import score_passages
 from themes.config import (
     CORE_THEMES,
     DOC_EVAL_DIR,
@@ -46,6 +34,20 @@ from themes.config import (
     PROJECT_ROOT,
     SEGMENT,
     SOURCE_ROOT,
+)
+from themes.correction import (
+    MIN_YOUDEN,
+    ClassifierError,
+    bootstrap_draws,
+    corrected_share,
+    correction_from_card,
+)
+from themes.presence import (
+    FEATURE_COLUMNS,
+    RULE_KINDS,
+    PresenceRule,
+    feature_table,
+    logistic_inputs,
 )
 from themes.registry import CARD_JSON, CARD_MD, LoadedModel, load_model, render_card, resolve
 from themes.store import atomic_write_text
@@ -56,7 +58,7 @@ class DocumentSet:
     """A labelled document set run through the pipeline: features per document and theme, and truth.
 
     ``model_features`` and ``keyword_features`` hold one row per document and theme with
-    ``doc_id``, ``theme``, the :data:`themes.aggregate.FEATURE_COLUMNS` of its counted passages'
+    ``doc_id``, ``theme``, the :data:`themes.presence.FEATURE_COLUMNS` of its counted passages'
     scores, and ``truth`` (the theme is in the document's ``expected/<stem>.json``).
     """
 
@@ -203,7 +205,7 @@ def fit_rule_params(kind: str, x: pd.DataFrame, y: np.ndarray) -> dict[str, Any]
 
 def build_rule(kind: str, params: dict[str, dict[str, Any]], thresholds: dict[str, float] | None = None,
                ) -> PresenceRule:
-    """A :class:`~themes.aggregate.PresenceRule` from per-theme parameters of :func:`fit_rule_params`."""
+    """A :class:`~themes.presence.PresenceRule` from per-theme parameters of :func:`fit_rule_params`."""
     return PresenceRule(
         kind=kind,  # type: ignore[arg-type]
         k={t: p["k"] for t, p in params.items() if "k" in p},
@@ -235,11 +237,11 @@ def choose_presence_rule(
     are fitted on the training folds only and scored on the held-out fold (stratified k-fold over
     documents on that theme's truth, repeated ``n_repeats`` times with shuffled folds). The kind
     with the best mean document accuracy over all themes wins (ties: the simpler kind, in
-    :data:`themes.aggregate.RULE_KINDS` order); its parameters are then fitted on every document.
+    :data:`themes.presence.RULE_KINDS` order); its parameters are then fitted on every document.
 
     Args:
         features: :attr:`DocumentSet.model_features` (or ``keyword_features``).
-        kinds: candidate kinds; default all of :data:`themes.aggregate.RULE_KINDS`.
+        kinds: candidate kinds; default all of :data:`themes.presence.RULE_KINDS`.
         thresholds: the model's passage thresholds, kept in the rule for single-document use.
     """
     kinds = list(kinds or RULE_KINDS)
@@ -383,7 +385,7 @@ def document_evaluation(
         docs_dir: labelled document set; default ``config.DOC_EVAL_DIR``.
         model: as for :func:`evaluate_documents`.
         cache_dir: the pipeline's per-document cache folder.
-        correction: a card's :class:`~themes.aggregate.Correction` to measure instead on documents
+        correction: a card's :class:`~themes.correction.Correction` to measure instead on documents
             it was not chosen on: its rule is applied as is and shares are corrected with its rates.
         documents: an already evaluated set (skips reading and classifying).
 

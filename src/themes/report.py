@@ -8,13 +8,14 @@ score and the terms that pushed the score up).
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import math
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 
 from themes.aggregate import Aggregates, counted_passages
@@ -153,14 +154,8 @@ def cooccurrence_heatmap_png(cooccurrence: pd.DataFrame, themes: Sequence[str],
     return _png(fig)
 
 
-def _img(png: bytes | None, alt: str) -> str:
-    if png is None:
-        return "<p>Not enough data for this chart.</p>"
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
 def _fmt(value: object, kind: str = "num") -> str:
+    """A table cell's text: percentages, p-values and floats rounded; missing values as a dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "—"
     if kind == "pct":
@@ -169,22 +164,35 @@ def _fmt(value: object, kind: str = "num") -> str:
         return f"{float(value):.3f}"
     if isinstance(value, float):
         return f"{value:.2f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "tbl") -> str:
-    """A table from cells that are already HTML."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _corrected(row: dict) -> str:
+    """The corrected share with its interval, or why there is none (row: a prevalence record)."""
+    if not _missing(row.get("adjusted_share")):
+        return f"{_fmt(row['adjusted_share'], 'pct')} ({_fmt(row['adjusted_low'], 'pct')}–{_fmt(row['adjusted_high'], 'pct')})"
+    note = str(row.get("adjusted_note") or "")
+    return ("unreliable" if note.startswith("unreliable") else
+            "not corrected" if note.startswith("not corrected") else "not estimable")
+
+
+def _tagged_passages(aggregates: Aggregates) -> dict[str, int]:
+    """Theme -> counted passages tagged with it."""
+    counts = aggregates.passage_counts
+    return {str(t): int(n) for t, n in zip(counts["theme"], counts["n_passages_tagged"])} if len(counts) else {}
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts for the template, missing values as ``None``."""
+    return [{k: None if _missing(v) else v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _count_words(n: int) -> str:
     return {1: "one", 2: "two", 3: "three"}.get(int(n), str(n))
-
-
-def _a(href: str, text: str) -> str:
-    return f'<a href="#{href}">{text}</a>'
 
 
 class _Anchors:
@@ -213,20 +221,86 @@ class _Anchors:
         return self.sets[key]
 
 
-def _reading_caveats(documents: pd.DataFrame) -> str:
-    """List items for documents that count but were read imperfectly: OCRed scans, missing pages."""
+@functools.cache
+def _template() -> jinja2.Template:
+    """``templates/report.html.j2``, shipped as package data; every value is escaped unless marked."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("themes", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["fmt"] = _fmt
+    env.filters["pct"] = functools.partial(_fmt, kind="pct")
+    return env.get_template("report.html.j2")
+
+
+def _b64(png: bytes | None) -> str | None:
+    return None if png is None else base64.b64encode(png).decode("ascii")
+
+
+def _reading_caveats(documents: pd.DataFrame) -> dict[str, list]:
+    """Documents that count but were read imperfectly: OCRed scans, and files with pages missing."""
     ok = documents[documents["status"] == "ok"]
-    items = []
-    if "ocr" in ok and ok["ocr"].astype(bool).any():
-        files = ", ".join(html.escape(str(f)) for f in ok.loc[ok["ocr"].astype(bool), "file"])
-        items.append(f"<li>Read through OCR, so with recognition errors in their text: {files}.</li>")
-    if "bad_pages" in ok:
-        partial = ok[ok["bad_pages"].fillna("").astype(str) != ""]
-        if len(partial):
-            files = ", ".join(f"{html.escape(str(r.file))} (pages {html.escape(str(r.bad_pages))})"
-                              for r in partial.itertuples())  # fmt: skip
-            items.append(f"<li>Pages that could not be read in otherwise readable files: {files}.</li>")
-    return "\n" + "\n".join(items) if items else ""
+    ocr = [str(f) for f in ok.loc[ok["ocr"].astype(bool), "file"]] if "ocr" in ok else []
+    partial = ok[ok["bad_pages"].fillna("").astype(str) != ""] if "bad_pages" in ok else ok.iloc[:0]
+    return {"ocr_files": ocr, "partly_read": [(str(r.file), str(r.bad_pages)) for r in partial.itertuples()]}
+
+
+def _docs_behind_breakdowns(aggregates: Aggregates, documents: pd.DataFrame) -> dict[tuple[str, str, str], list[str]]:
+    """(by, group, theme) -> the documents with the theme in that group, grouped once.
+
+    Filtering the whole table again for every row of the breakdown grew with the square of the corpus.
+    """
+    doc_themes = aggregates.document_themes.merge(
+        documents[["doc_id", "year", "area", "review_type"]].drop_duplicates("doc_id"), on="doc_id")
+    present = doc_themes[doc_themes["present"]]
+    behind: dict[tuple[str, str, str], list[str]] = {}
+    for by in aggregates.breakdowns["by"].unique():
+        key = present[by].map(lambda v: "" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v))
+        for (group, theme), ids in present.groupby([key, present["theme"]])["doc_id"]:
+            behind[(by, group, theme)] = list(ids)
+    return behind
+
+
+def _evidence(aggregates: Aggregates, predictions: pd.DataFrame, counted: pd.DataFrame, themes: Sequence[str],
+              doc_info: pd.DataFrame, anchors: _Anchors, label: Callable[[str], str],
+              explanations: dict[tuple[str, str], list[str]]) -> list[dict]:
+    """Per theme, the documents where it is present and their top tagged passages."""
+    tagged = predictions[predictions["tagged"].astype(bool)].merge(counted, on="passage_id")
+    tagged_of = {theme: dict(tuple(group.groupby("doc_id"))) for theme, group in tagged.groupby("theme")}
+    dt = aggregates.document_themes
+    sections = []
+    for theme in themes:
+        rows_of = tagged_of.get(theme, {})
+        present = dt[(dt["theme"] == theme) & dt["present"]].sort_values("max_score", ascending=False)
+        docs = []
+        for doc_id in present["doc_id"]:
+            info = doc_info.loc[doc_id]
+            mine = rows_of.get(doc_id, tagged.iloc[:0]).sort_values("score", ascending=False)
+            docs.append({
+                "anchor": anchors.doc(theme, doc_id), "file": str(info["file"]),
+                "title": str(info.get("title") or ""), "n_tagged": len(mine),
+                "meta": [str(v) for v in (info.get("year"), info.get("area"), info.get("review_type"))
+                         if not pd.isna(v)],
+                "passages": [{"page": p.page, "score": p.score, "text": str(p.text),
+                              "section": p.section if isinstance(p.section, str) else None,
+                              "why": explanations.get((p.passage_id, theme))}
+                             for p in mine.head(PASSAGES_PER_DOCUMENT).itertuples()],
+                "more": len(mine) - PASSAGES_PER_DOCUMENT,
+            })
+        sections.append({"theme": theme, "label": label(theme), "anchor": anchors.theme(theme), "docs": docs,
+                         "n_tagged": sum(map(len, rows_of.values()))})
+    return sections
+
+
+def _boilerplate(aggregates: Aggregates, doc_info: pd.DataFrame) -> dict:
+    """The clusters of near-identical passages left out, with their files and one example each."""
+    bp = aggregates.boilerplate
+    if not len(bp):
+        return {"boilerplate": []}
+    rows = [{"cluster": cluster, "n_documents": group["n_documents"].iloc[0], "n_passages": len(group),
+             "files": sorted({str(doc_info.loc[d, "file"]) for d in group["doc_id"] if d in doc_info.index}),
+             "example": str(group["text"].iloc[0])[:300]}
+            for cluster, group in bp.groupby("cluster")]
+    return {"boilerplate": rows, "boilerplate_reason": str(bp["reason"].iloc[0]).split(" of text")[0],
+            "boilerplate_min_documents": int(bp["n_documents"].min())}
 
 
 def render_report(
@@ -239,7 +313,7 @@ def render_report(
     labels: dict[str, str] | None = None,
     explanations: dict[tuple[str, str], list[str]] | None = None,
 ) -> str:
-    """The report as one HTML string that opens offline.
+    """The report as one HTML string that opens offline (``templates/report.html.j2``).
 
     Charts (prevalence raw and corrected, trends by year, co-occurrence heat map), the counting
     rules, the tables, and per theme the documents and passages behind every number.
@@ -252,245 +326,74 @@ def render_report(
         labels: theme id -> readable label.
         explanations: optional (passage_id, theme) -> terms that pushed the score up.
     """
-    labels = labels or {}
     settings = aggregates.settings
     counted, _ = counted_passages(passages, settings.get("sections"), aggregates.boilerplate
                                   if len(aggregates.boilerplate) else None)
-    ok_docs = documents[documents["status"] == "ok"]
+    n_ok = int((documents["status"] == "ok").sum())
     anchors = _Anchors(list(documents["doc_id"]))
     doc_info = documents.drop_duplicates("doc_id").set_index("doc_id")  # copies: one entry
     present = aggregates.document_themes[aggregates.document_themes["present"]]
     present_docs = {t: list(g["doc_id"]) for t, g in present.groupby("theme")}
+    order = {t: i for i, t in enumerate(themes)}
 
     def label(t: str) -> str:
-        return html.escape(_label(t, labels))
+        return _label(t, labels)
 
-    # -- prevalence table: every number links to the theme's evidence ---------------------------
-    counts = aggregates.passage_counts.set_index("theme") if len(aggregates.passage_counts) else None
-    prev_rows = []
-    order = {t: i for i, t in enumerate(themes)}
-    for r in aggregates.prevalence.sort_values("theme", key=lambda c: c.map(order)).itertuples():
-        ev = anchors.theme(r.theme)
-        n_pass = int(counts.loc[r.theme, "n_passages_tagged"]) if counts is not None and r.theme in counts.index else 0
-        note = str(getattr(r, "adjusted_note", "") or "")
-        adj = (f"{_fmt(r.adjusted_share, 'pct')} ({_fmt(r.adjusted_low, 'pct')}–{_fmt(r.adjusted_high, 'pct')})"
-               if not pd.isna(r.adjusted_share) else
-               "unreliable" if note.startswith("unreliable") else
-               "not corrected" if note.startswith("not corrected") else "not estimable")
-        if note:
-            adj += f' <span class="why">({html.escape(note)})</span>'
-        prev_rows.append([
-            _a(ev, label(r.theme)), _a(ev, f"{r.n_present} / {r.n_documents}"),
-            _a(ev, f"<b>{_fmt(r.share, 'pct')}</b> ({_fmt(r.ci_low, 'pct')}–{_fmt(r.ci_high, 'pct')})"),
-            _a(ev, adj), _a(ev, str(n_pass)),
-        ])
-    prev_html = _html_table(
-        ["Theme", "Documents with theme", "Raw share (95% Wilson)", "Corrected share (95% bootstrap)",
-         "Tagged passages"], prev_rows)
+    def in_order(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("theme", key=lambda c: c.map(order))
 
-    # -- breakdowns: each number links to the list of documents behind it -----------------------
-    doc_themes = aggregates.document_themes.merge(
-        documents[["doc_id", "year", "area", "review_type"]].drop_duplicates("doc_id"), on="doc_id")
-    present_themes = doc_themes[doc_themes["present"]]
-    # The documents behind each (by, group, theme), grouped once: filtering the whole table again
-    # for every row of the breakdown grew with the square of the corpus.
-    docs_behind: dict[tuple[str, str, str], list[str]] = {}
-    for by in aggregates.breakdowns["by"].unique():
-        key = present_themes[by].map(lambda v: "" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v))
-        for (group, theme), ids in present_themes.groupby([key, present_themes["theme"]])["doc_id"]:
-            docs_behind[(by, group, theme)] = list(ids)
-    by_rows = []
-    for r in aggregates.breakdowns.itertuples():
-        docs = docs_behind.get((r.by, r.group, r.theme), [])
-        target = anchors.doc_set(r.theme, docs, f"{_label(r.theme, labels)} — {r.by} {r.group}")
-        by_rows.append([html.escape(str(r.by)), html.escape(str(r.group)), _a(anchors.theme(r.theme), label(r.theme)),
-                        _a(target, f"{r.n_present} / {r.n_documents}"),
-                        _a(target, f"{_fmt(r.share, 'pct')} ({_fmt(r.ci_low, 'pct')}–{_fmt(r.ci_high, 'pct')})")])
-    by_html = _html_table(["By", "Group", "Theme", "Documents with theme", "Share (95% Wilson)"], by_rows) \
-        if by_rows else "<p>No metadata to split by.</p>"
+    n_tagged = _tagged_passages(aggregates)
+    prevalence = [{**r, "label": label(r["theme"]), "anchor": anchors.theme(r["theme"]), "corrected": _corrected(r),
+                   "note": str(r.get("adjusted_note") or ""), "n_passages": n_tagged.get(r["theme"], 0)}
+                  for r in _records(in_order(aggregates.prevalence))]
 
-    trend_rows = [
-        [_a(anchors.theme(r.theme), label(r.theme)), f"{r.first_year}–{r.last_year}", str(r.n_years),
-         _a(anchors.theme(r.theme), str(r.n_documents)),
-         "—" if pd.isna(r.slope_per_year) else f"{r.slope_per_year * 100:+.1f} points/year",
-         _fmt(r.p_value, "p")]
-        for r in aggregates.trend_tests.sort_values("theme", key=lambda c: c.map(order)).itertuples()
-    ]
-    trend_html = _html_table(["Theme", "Years", "Years with documents", "Documents", "Change in share",
-                              "p (Cochran–Armitage)"], trend_rows) if trend_rows else ""
+    # Each breakdown number links to the list of documents behind it.
+    behind = _docs_behind_breakdowns(aggregates, documents)
+    breakdowns = []
+    for r in _records(aggregates.breakdowns):
+        title = f"{label(r['theme'])} — {r['by']} {r['group']}"
+        target = anchors.doc_set(r["theme"], behind.get((r["by"], r["group"], r["theme"]), []), title)
+        breakdowns.append({**r, "label": label(r["theme"]), "anchor": anchors.theme(r["theme"]), "target": target})
 
-    # -- co-occurrence: the strongest pairs, each count linking to the documents with both -------
+    # Co-occurring pairs, strongest first, each count linking to the documents with both.
     co = aggregates.cooccurrence
-    co_rows = []
+    pairs = []
     if len(co):
-        pairs = co[(co["theme_a"] < co["theme_b"]) & (co["n_both"] > 0)].sort_values(["n_both", "lift"], ascending=False)
-        for r in pairs.itertuples():
+        found = co[(co["theme_a"] < co["theme_b"]) & (co["n_both"] > 0)].sort_values(["n_both", "lift"], ascending=False)
+        for r in found.itertuples():
             docs = sorted(set(present_docs.get(r.theme_a, [])) & set(present_docs.get(r.theme_b, [])))
-            target = anchors.doc_set(r.theme_a, docs, f"{_label(r.theme_a, labels)} with {_label(r.theme_b, labels)}")
-            co_rows.append([label(r.theme_a), label(r.theme_b), _a(target, str(r.n_both)), _fmt(r.lift)])
-    co_head = ["Theme", "With theme", "Documents with both", "Lift"]
-    if not co_rows:
-        co_html = "<p>No two themes were found in the same document.</p>"
-    elif len(co_rows) <= CO_PAIRS_SHOWN:
-        co_html = _html_table(co_head, co_rows)
-    else:
-        co_html = (_html_table(co_head, co_rows[:CO_PAIRS_SHOWN])
-                   + f"<details><summary>The other {len(co_rows) - CO_PAIRS_SHOWN} pairs found together</summary>"
-                   + _html_table(co_head, co_rows[CO_PAIRS_SHOWN:]) + "</details>")
+            target = anchors.doc_set(r.theme_a, docs, f"{label(r.theme_a)} with {label(r.theme_b)}")
+            pairs.append({"label_a": label(r.theme_a), "label_b": label(r.theme_b), "target": target,
+                          "n_both": r.n_both, "lift": r.lift})
 
-    comp_rows = [
-        [_a(anchors.theme(r.theme), label(r.theme)), html.escape(r.panel_finding),
-         _fmt(r.panel_share, "pct") if not pd.isna(r.panel_share) else "no % published", str(r.panel_n),
-         _a(anchors.theme(r.theme), f"{_fmt(r.this_share, 'pct')} ({_fmt(r.this_ci_low, 'pct')}–{_fmt(r.this_ci_high, 'pct')})"),
-         str(r.this_n)]
-        for r in aggregates.comparison.itertuples()
-    ]
-    comp_html = _html_table(["Theme", "Panel finding", "Panel share", "Panel n", "This run (95% Wilson)",
-                             "This run n"], comp_rows)
+    def with_theme(frame: pd.DataFrame) -> list[dict]:
+        return [{**r, "label": label(r["theme"]), "anchor": anchors.theme(r["theme"])} for r in _records(frame)]
 
-    # -- evidence per theme --------------------------------------------------------------------
-    tagged = predictions[predictions["tagged"].astype(bool)].merge(counted, on="passage_id")
-    sections_html = []
-    tagged_of = {theme: dict(tuple(group.groupby("doc_id"))) for theme, group in tagged.groupby("theme")}
-    for theme in themes:
-        rows_of = tagged_of.get(theme, {})
-        docs = aggregates.document_themes[(aggregates.document_themes["theme"] == theme)
-                                          & aggregates.document_themes["present"]].sort_values("max_score", ascending=False)
-        blocks = []
-        for d in docs.itertuples():
-            info = doc_info.loc[d.doc_id]
-            meta = ", ".join(html.escape(str(v)) for v in (info.get("year"), info.get("area"), info.get("review_type"))
-                             if not pd.isna(v))
-            mine = rows_of.get(d.doc_id, tagged.iloc[:0]).sort_values("score", ascending=False)
-            items = []
-            for p in mine.head(PASSAGES_PER_DOCUMENT).itertuples():
-                why = (explanations or {}).get((p.passage_id, theme))
-                why_html = f'<div class="why">why: {html.escape(", ".join(why))}</div>' if why else ""
-                section = f" — {html.escape(str(p.section))}" if isinstance(p.section, str) else ""
-                items.append(f'<li><div class="src">page {p.page}{section} — score {p.score:.2f}</div>'
-                             f"<blockquote>{html.escape(str(p.text))}</blockquote>{why_html}</li>")
-            more = len(mine) - PASSAGES_PER_DOCUMENT
-            more_html = f'<p class="src">… and {more} more tagged passage(s) in this document.</p>' if more > 0 else ""
-            blocks.append(
-                f'<div class="doc" id="{anchors.doc(theme, d.doc_id)}"><h4>{html.escape(str(info["file"]))}'
-                f'</h4><div class="src">{html.escape(str(info.get("title") or ""))} {("(" + meta + ")") if meta else ""}'
-                f" — {len(mine)} tagged passage(s)</div><ol>{''.join(items)}</ol>{more_html}</div>"
-            )
-        body = "".join(blocks) if blocks else "<p>No counted passage was tagged with this theme.</p>"
-        sections_html.append(
-            f'<section id="{anchors.theme(theme)}"><h3>{label(theme)} <code>{html.escape(theme)}</code></h3>'
-            f'<p class="src">Present in {len(docs)} of {len(ok_docs)} documents; {sum(map(len, rows_of.values()))} tagged passage(s) '
-            f"counted.</p>{body}</section>"
-        )
-
-    set_html = "".join(
-        f'<div class="set" id="{sid}"><b>{html.escape(anchors.set_titles[sid])}</b>: '
-        + ", ".join(_a(anchors.doc(theme, d), html.escape(str(doc_info.loc[d, "file"]))) for d in docs)
-        + "</div>"
-        for (theme, docs), sid in anchors.sets.items()
+    evidence = _evidence(aggregates, predictions, counted, themes, doc_info, anchors, label, explanations or {})
+    doc_sets = [{"id": sid, "title": anchors.set_titles[sid],
+                 "docs": [(anchors.doc(theme, d), str(doc_info.loc[d, "file"])) for d in docs]}
+                for (theme, docs), sid in anchors.sets.items()]
+    comparison = aggregates.comparison
+    return _template().render(
+        settings=settings, model_version=model_version, label=label, n_ok=n_ok,
+        n_unread=len(documents) - n_ok, **_reading_caveats(documents),
+        presence_text=str(settings.get("presence_rule") or (
+            f"at least {_count_words(settings.get('min_passages') or 1)} counted passage(s) score above the "
+            "theme's threshold")),
+        sections_text=str(settings.get("sections_counted", "all sections")),
+        passages_counted=settings.get("passages_counted", len(counted)),
+        passages_total=settings.get("passages_total", len(passages)),
+        headline=settings.get("headline", "raw"), correction_documents=settings.get("correction_documents"),
+        prevalence_png=_b64(prevalence_chart_png(aggregates.prevalence, labels)),
+        trends_png=_b64(trends_chart_png(aggregates.trends, themes, labels)),
+        heat_png=_b64(cooccurrence_heatmap_png(co, themes, labels)),
+        prevalence=prevalence, breakdowns=breakdowns, pairs=pairs, pairs_shown=CO_PAIRS_SHOWN,
+        trends=with_theme(in_order(aggregates.trend_tests)), comparison=with_theme(comparison),
+        panel_n=comparison["panel_n"].iloc[0] if len(comparison) else 538,
+        classifier_errors=list(aggregates.classifier_errors.itertuples()), evidence=evidence,
+        doc_sets=doc_sets, **_boilerplate(aggregates, doc_info),
+        unreadable=list(documents[documents["status"] != "ok"].itertuples()),
     )
-
-    # -- boilerplate ---------------------------------------------------------------------------
-    bp = aggregates.boilerplate
-    if len(bp):
-        bp_rows = []
-        for cluster, group in bp.groupby("cluster"):
-            files = sorted({str(doc_info.loc[d, "file"]) for d in group["doc_id"] if d in doc_info.index})
-            bp_rows.append([f'<span id="bp-{cluster}">{cluster}</span>', str(group["n_documents"].iloc[0]),
-                            str(len(group)), html.escape(", ".join(files)),
-                            f"<blockquote>{html.escape(str(group['text'].iloc[0])[:300])}</blockquote>"])
-        bp_html = (f"<p>{html.escape(str(bp['reason'].iloc[0]).split(' of text')[0])}, repeated in at least "
-                   f"{int(bp['n_documents'].min())} documents.</p>"
-                   + _html_table(["Cluster", "Documents", "Passages", "Files", "Example"], bp_rows))
-    else:
-        bp_html = "<p>No passage was left out as boilerplate.</p>"
-
-    caveats = _reading_caveats(documents)
-    errors = documents[documents["status"] != "ok"]
-    errors_html = _html_table(["File", "Problem", "Detail"], [
-        [html.escape(str(r.file)), html.escape(str(r.error_kind)), html.escape(str(r.error))] for r in errors.itertuples()
-    ]) if len(errors) else "<p>None.</p>"
-
-    ce = aggregates.classifier_errors
-    ce_html = _html_table(["Theme", "TP", "FN", "TN", "FP", "Sensitivity", "Specificity"], [
-        [label(r.theme), str(r.tp), str(r.fn), str(r.tn), str(r.fp), _fmt(r.sensitivity), _fmt(r.specificity)]
-        for r in ce.itertuples()
-    ]) if len(ce) else "<p>No held-out error counts were given: corrected shares are not estimable.</p>"
-
-    presence_text = html.escape(str(settings.get("presence_rule") or (
-        f"at least {_count_words(settings.get('min_passages') or 1)} counted passage(s) score above the theme's threshold")))
-    if settings.get("correction_documents"):
-        provenance_text = (
-            "Rogan–Gladen corrected shares use " + html.escape(str(settings["corrected_with"])) + ". "
-            f"Where sensitivity + specificity − 1 on those documents is below {settings.get('min_youden', 0.2):g}, "
-            "the corrected share is reported as unreliable rather than computed; the interval is a bootstrap over "
-            "both the evaluation documents and the documents counted here.")
-    else:
-        provenance_text = ("Corrected shares: " + html.escape(str(settings.get("corrected_with", "none"))) + ".")
-    headline = settings.get("headline", "raw")
-    headline_text = (
-        "the <b>raw share</b> of documents with the theme and its 95% Wilson interval; the corrected share "
-        "is shown beside it as a check on how much classifier error could move it"
-        if headline == "raw" else
-        "the <b>corrected share</b> (Rogan–Gladen) with its bootstrap interval; the raw share is shown beside it"
-    )
-    sections_text = html.escape(str(settings.get("sections_counted", "all sections")))
-    prevalence_png = prevalence_chart_png(aggregates.prevalence, labels)
-    trends_png = trends_chart_png(aggregates.trends, themes, labels)
-    heat_png = cooccurrence_heatmap_png(co, themes, labels)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>themes report</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
-.tbl{{border-collapse:collapse;font-size:0.88em;margin:0.5em 0 1em 0}}
-.tbl td,.tbl th{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}
-.tbl a{{color:inherit;text-decoration:none;border-bottom:1px dotted #3b6ea5}}
-blockquote{{margin:0.3em 0 0.2em 0;padding:0.4em 0.8em;background:#f5f7fa;border-left:3px solid #3b6ea5}}
-.src{{font-size:0.85em;color:#555}} .why{{font-size:0.8em;color:#7a4b00}} li{{margin-bottom:0.8em}}
-.rules{{background:#fbf8ef;border:1px solid #e6dcbc;padding:0.6em 1em}} .doc{{margin-left:1em}}
-.set{{font-size:0.85em;margin:0.2em 0}} img{{max-width:100%}} :target{{background:#fff6d6}}
-</style></head><body>
-<h1>Practice themes in {len(ok_docs)} documents</h1>
-<div class="rules"><p><b>How this was counted.</b> The unit is the document (review), as the Panel counts:
-a theme is present in a document when {presence_text} (model <code>{html.escape(model_version)}</code>). Passage counts are shown beside document counts.</p>
-<ul>
-<li>Sections counted: <b>{sections_text}</b> ({settings.get("passages_counted", len(counted))} of
-{settings.get("passages_total", len(passages))} passages; {settings.get("passages_outside_sections", 0)} outside the
-counted sections; {settings.get("documents_without_counted_passages", 0)} document(s) with no counted passage count as
-having no theme).</li>
-<li>Boilerplate left out: <b>{settings.get("passages_dropped_boilerplate", 0)}</b> passage(s) in
-{settings.get("boilerplate_clusters", 0)} cluster(s) of near-identical text repeated across documents
-(<a href="#boilerplate">list</a>).</li>
-<li>Headline number: {headline_text}.</li>
-<li>{len(documents) - len(ok_docs)} file(s) could not be read (<a href="#unreadable">listed at the end</a>) and are
-not in any denominator.</li>{caveats}
-</ul></div>
-<h2 id="prevalence">Prevalence</h2>
-{_img(prevalence_png, "Share of documents per theme, raw and corrected, with 95% intervals")}
-{prev_html}
-<h2 id="comparison">Beside the Panel's published figures (a different corpus)</h2>
-<p>The Panel's first annual report coded {aggregates.comparison["panel_n"].iloc[0] if len(aggregates.comparison) else 538}
-rapid reviews (July 2018 – December 2019) by hand. This run is a different set of documents, period and method:
-read the two columns side by side, not as a test of one against the other.</p>
-{comp_html}
-<h2 id="trends">Change over time</h2>
-{_img(trends_png, "Share of documents per theme by year with 95% Wilson intervals")}
-{trend_html}
-<h2 id="cooccurrence">Themes found together</h2>
-{_img(heat_png, "Theme by theme co-occurrence heat map")}
-{co_html}
-<h2 id="breakdowns">By year, area and review type</h2>{by_html}
-<h2 id="errors">Classifier error used for the correction</h2>
-<p>{provenance_text}</p>
-{ce_html}
-<h2 id="evidence">Evidence: the documents and passages behind each number</h2>
-{"".join(sections_html)}
-<h2 id="sets">Document lists behind the breakdown and co-occurrence numbers</h2>
-{set_html or "<p>None.</p>"}
-<h2 id="boilerplate">Passages left out as boilerplate</h2>{bp_html}
-<h2 id="unreadable">Files that could not be read</h2>{errors_html}
-</body></html>
-"""
 
 
 def write_report(path: Path, html_text: str) -> None:
@@ -518,8 +421,8 @@ def summary_markdown(aggregates: Aggregates, labels: dict[str, str] | None = Non
     s = aggregates.settings
     prev = aggregates.prevalence
     n_docs = int(prev["n_documents"].max()) if len(prev) else 0
-    counts = aggregates.passage_counts.set_index("theme") if len(aggregates.passage_counts) else None
-    pct: Callable[[float], str] = lambda v: "—" if pd.isna(v) else f"{v * 100:.0f}%"
+    n_tagged = _tagged_passages(aggregates)
+    pct = functools.partial(_fmt, kind="pct")
     lines = [
         f"**Practice themes in {n_docs} documents**" + (f" (model `{model_version}`)" if model_version else ""),
         "",
@@ -533,15 +436,9 @@ def summary_markdown(aggregates: Aggregates, labels: dict[str, str] | None = Non
         "| Theme | Documents | Raw share (95% CI) | Corrected (95% CI) | Tagged passages |",
         "|---|---|---|---|---|",
     ]
-    for r in prev.sort_values("share", ascending=False).itertuples():
-        note = str(getattr(r, "adjusted_note", "") or "")
-        corrected = (f"{pct(r.adjusted_share)} ({pct(r.adjusted_low)}–{pct(r.adjusted_high)})"
-                     if not pd.isna(r.adjusted_share) else
-                     "unreliable" if note.startswith("unreliable") else
-                     "not corrected" if note.startswith("not corrected") else "not estimable")
-        n_pass = int(counts.loc[r.theme, "n_passages_tagged"]) if counts is not None and r.theme in counts.index else 0
-        lines.append(f"| {_label(r.theme, labels)} | {r.n_present}/{r.n_documents} | {pct(r.share)} "
-                     f"({pct(r.ci_low)}–{pct(r.ci_high)}) | {corrected} | {n_pass} |")
+    for r in _records(prev.sort_values("share", ascending=False)):
+        lines.append(f"| {_label(r['theme'], labels)} | {r['n_present']}/{r['n_documents']} | {pct(r['share'])} "
+                     f"({pct(r['ci_low'])}–{pct(r['ci_high'])}) | {_corrected(r)} | {n_tagged.get(r['theme'], 0)} |")
     lines += ["", ("The Panel's 2018–19 figures (538 rapid reviews: weak risk assessment 41%, poor information "
               "exchange 40%, overly optimistic practice 32%) come from a different corpus and are not a "
               "like-for-like comparison.")]

@@ -14,12 +14,12 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from themes.config import INGEST, SEGMENT, IngestSettings, SegmentSettings
+from themes.config import AGGREGATE, INGEST, SEGMENT, IngestSettings, SegmentSettings
 from themes.types import TRANSIENT_ERROR_KINDS, Document, Passage, PassageScores
 
 #: Bump when ingest or segment change what they produce, so cached documents are rebuilt. (The
@@ -122,6 +122,16 @@ def is_transient_failure(document: Document) -> bool:
     return document.status == "error" and document.error_kind in TRANSIENT_ERROR_KINDS
 
 
+def read_cache_entry(path: Path) -> dict | None:
+    """A cache entry's JSON, or None when it is missing or unreadable: the caller rebuilds it."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def save_cached(
     cache_dir: Path, document: Document, passages: list[Passage], key: str | None = None
 ) -> None:
@@ -141,13 +151,9 @@ def load_cached(
 
     ``key`` is :func:`cache_key` of the run's settings; by default that of the default settings.
     """
-    path = cache_path(cache_dir, doc_id, key)
-    if not path.is_file():
+    payload = read_cache_entry(cache_path(cache_dir, doc_id, key))
+    if payload is None:
         return None
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # an unreadable cache entry is simply rebuilt
     document = Document(**{**payload["document"], "file": file})
     passages = [Passage(**{**p, "bbox": tuple(p["bbox"])}) for p in payload["passages"]]
     return document, passages
@@ -254,13 +260,52 @@ def load_cached_predictions(
     cache_dir: Path, doc_id: str, key: str
 ) -> tuple[list[PassageScores], dict[tuple[str, str], list[str]]] | None:
     """A document's cached scores and explanations for this model and codebook, or None."""
-    path = predictions_path(cache_dir, doc_id, key)
-    if not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    payload = read_cache_entry(predictions_path(cache_dir, doc_id, key))
+    if payload is None:
         return None  # rebuilt by classifying again
     scores = [PassageScores(**s) for s in payload["scores"]]
     explanations = {(pid, theme): terms for pid, theme, terms in payload["explanations"]}
     return scores, explanations
+
+
+# -- output freshness ----------------------------------------------------------------------
+
+#: Beside the outputs: what they were built from (see :func:`outputs_digest`) and their names.
+OUTPUTS_DIGEST = ".themes-outputs.json"
+
+
+def outputs_digest(
+    documents: list[Document], predictions_key: str, sections: str, correction: str = "",
+    sources: Sequence[Path] = (),
+) -> str:
+    """A digest of everything the output files depend on: each file's name, content hash and read
+    status, the model and codebook (``predictions_key``), the section filter, the card's document
+    evaluation (``correction``: presence rule and error rates, which ``--write-card`` can change
+    without a new model version), the aggregation settings and this code (the package's and the
+    flow's source)."""
+    h = hashlib.sha256()
+    parts = [[d.file, d.doc_id, d.status, d.error_kind, d.error, d.pages] for d in documents]
+    h.update(json.dumps([parts, predictions_key, sections, correction, repr(AGGREGATE),
+                         PIPELINE_CACHE_VERSION], default=str).encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")) + list(sources):
+        h.update(source.read_bytes())
+    return h.hexdigest()
+
+
+def kept_outputs(out: Path, digest: str) -> tuple[list[Path], list[dict]] | None:
+    """The last run's output files and prevalence rows when they were built from ``digest`` and
+    all still exist; None otherwise (they are rebuilt)."""
+    try:
+        saved = json.loads((out / OUTPUTS_DIGEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = [out / name for name in saved.get("files", [])]
+    if saved.get("digest") != digest or not files or not all(f.is_file() for f in files):
+        return None
+    prevalence = pd.read_csv(out / "prevalence.csv", encoding="utf-8-sig")
+    return files, prevalence.to_dict(orient="records")
+
+
+def save_outputs_digest(out: Path, digest: str, written: list[Path]) -> None:
+    atomic_write_text(out / OUTPUTS_DIGEST,
+                            json.dumps({"digest": digest, "files": [p.name for p in written]}))
