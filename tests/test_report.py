@@ -1,12 +1,11 @@
 """The report opens offline, shows every theme's evidence, and links every number to it."""
 
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import require_program
 
 from themes.aggregate import aggregate
 from themes.correction import ClassifierError
@@ -126,17 +125,14 @@ def test_report_summary_markdown_lists_every_theme(run):
     assert "Boilerplate left out: 6 passage(s) in 1 cluster(s)" in text
 
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="No chromium installed: the browser rendering check runs where .ci/run installs it.")
 def test_report_renders_in_headless_chromium(run, tmp_path):
+    chromium = require_program("chromium")["chromium"]  # Debian's chromium; .ci/run installs it
     _, page = run
     html_path = tmp_path / "report.html"
     html_path.write_text(page, encoding="utf-8")
     png = tmp_path / "report.png"
     subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
          f"--screenshot={png}", "--window-size=1200,2000", html_path.as_uri()],
         check=False, capture_output=True, timeout=120,
