@@ -113,7 +113,7 @@ def test_ingest_knows_nothing_of_themes() -> None:
     assert not {k: v for k, v in bad.items() if v}, "ingest may use only settings, types, text and errors"
 
 
-@pytest.mark.parametrize("module", ["themes.types", "themes.text", "themes.errors"])
+@pytest.mark.parametrize("module", ["themes.types", "themes.config", "themes.text", "themes.errors"])
 def test_foundation_modules_depend_on_nothing(module: str) -> None:
     if module not in GRAPH:
         pytest.skip(f"{module} does not exist")
