@@ -82,5 +82,6 @@ def test_agreement_cohen_kappa_by_theme_on_common_ids() -> None:
     kappa = A.cohen_kappa_by_theme(a, b, ["optimism_bias", "written_agreements"])
     assert kappa["optimism_bias"] == pytest.approx(0.5)
     assert math.isnan(kappa["written_agreements"])
-    with pytest.raises(ValueError, match="no ids"):
+    with pytest.raises(ValueError, match="no ids") as info:
         A.cohen_kappa_by_theme(a, [{"id": "x", "labels": []}], CORE_THEMES)
+    assert info.value.code == "E514"

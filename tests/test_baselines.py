@@ -125,8 +125,21 @@ def test_baselines_every_theme_flags_one_of_its_own_examples(codebook):
 
 
 def test_baselines_baseline_unknown_theme_is_named():
-    with pytest.raises(KeyError, match="made_up_theme"):
+    with pytest.raises(KeyError, match="made_up_theme") as info:
         PatternBaseline(themes=["made_up_theme"]).fit()
+    assert info.value.code == "E322"
+
+
+def test_baselines_set_params_refuses_an_unknown_parameter_with_its_code():
+    with pytest.raises(ValueError, match="'colour'.*themes, codebook_path") as info:
+        PatternBaseline().set_params(colour="red")
+    assert info.value.code == "E013"
+
+
+def test_baselines_matched_terms_of_a_theme_not_modelled_is_e323():
+    with pytest.raises(KeyError, match="'neglect' is not one of this baseline's themes") as info:
+        KeywordBaseline(themes=["optimism_bias"]).matched_terms("Some text.", "neglect")
+    assert info.value.code == "E323"
 
 
 def test_baselines_baseline_reads_a_custom_codebook(tmp_path):

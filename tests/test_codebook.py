@@ -14,6 +14,7 @@ from themes.codebook import (
     codebook_hash,
     load_codebook,
 )
+from themes.errors import code_of
 
 ALL_THEMES = {
     "optimism_bias",
@@ -67,8 +68,10 @@ def test_codebook_shipped_file_validates_with_the_fixed_themes(codebook):
 
 
 def test_codebook_get_unknown_theme_names_it(codebook):
-    with pytest.raises(KeyError, match="no_such_theme"):
+    with pytest.raises(KeyError, match="no_such_theme") as info:
         codebook.get("no_such_theme")
+    assert info.value.code == "E322"
+    assert str(info.value).startswith("[E322] Theme 'no_such_theme' is not in codebook")
 
 
 def test_codebook_hash_changes_with_the_file(tmp_path, raw_codebook):
@@ -116,16 +119,16 @@ def _boolean_keyword(d):
 
 
 @pytest.mark.parametrize(
-    ("mutate", "expected"),
+    ("mutate", "code", "expected"),
     [
-        (_drop_keywords, [r"'written_agreements'", "missing the required field 'keywords'"]),
-        (_duplicate_neglect, [r"'neglect'", "more than once"]),
-        (_bad_pattern, [r"'optimism_bias'", "accepted_at_face_value", "does not compile"]),
-        (_lemma_pattern, [r"'child_voice'", "LEMMA"]),
-        (_capital_lower, [r"'neglect'", "capitals"]),
-        (_one_negative_example, [r"'not_in_school'", "examples_negative"]),
-        (_extra_core, ["domestic_abuse", "CORE_THEMES"]),
-        (_boolean_keyword, [r"'was_not_brought'", "keywords"]),
+        (_drop_keywords, "E311", [r"'written_agreements'", "missing the required field 'keywords'"]),
+        (_duplicate_neglect, "E306", [r"'neglect'", "more than once"]),
+        (_bad_pattern, "E321", [r"'optimism_bias'", "accepted_at_face_value", "does not compile"]),
+        (_lemma_pattern, "E320", [r"'child_voice'", "LEMMA"]),
+        (_capital_lower, "E320", [r"'neglect'", "capitals"]),
+        (_one_negative_example, "E308", [r"'not_in_school'", "examples_negative"]),
+        (_extra_core, "E307", ["domestic_abuse", "CORE_THEMES"]),
+        (_boolean_keyword, "E308", [r"'was_not_brought'", "keywords"]),
     ],
     ids=[
         "missing_field",
@@ -138,17 +141,19 @@ def _boolean_keyword(d):
         "boolean_keyword",
     ],
 )
-def test_codebook_broken_file_error_names_theme_and_field(tmp_path, raw_codebook, mutate, expected):
+def test_codebook_broken_file_error_names_theme_and_field(tmp_path, raw_codebook, mutate, code, expected):
     data = copy.deepcopy(raw_codebook)
     mutate(data)
     with pytest.raises(CodebookError) as info:
         load_codebook(_write(tmp_path, data))
     message = str(info.value)
+    assert code_of(message) == info.value.code == code, message
     for part in expected:
         assert part in message, message
     assert message.count(". ") == 0, f"error should be one sentence: {message}"
 
 
 def test_codebook_missing_file_says_which(tmp_path):
-    with pytest.raises(CodebookError, match="nowhere.yaml"):
+    with pytest.raises(CodebookError, match="nowhere.yaml") as info:
         load_codebook(tmp_path / "nowhere.yaml")
+    assert info.value.code == "E301" and isinstance(info.value, ValueError)

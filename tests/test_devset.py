@@ -102,14 +102,14 @@ def test_devset_rebuild_hash_mismatch_gives_none_and_warns(fake_shared: Path) ->
     pairs = _locators_of(fake_shared)
     good, _ = pairs[0]
     bad = Locator(good.source, good.file, good.page, good.char_start, good.char_end, "0" * 40)
-    with pytest.warns(UserWarning, match=r"testshire_1\.pdf page 1"):
+    with pytest.warns(UserWarning, match=r"^\[E528\] .*testshire_1\.pdf page 1"):
         out = rebuild([good, bad], fake_shared)
     assert out[0] is not None and out[1] is None
 
 
 def test_devset_rebuild_offsets_past_page_end_give_none(fake_shared: Path) -> None:
     loc = Locator("ofsted", "2020-01-01_testshire_1.pdf", 2, 5000, 5100, text_sha1("x"))
-    with pytest.warns(UserWarning, match="outside"):
+    with pytest.warns(UserWarning, match=r"^\[E527\] .*outside"):
         assert rebuild([loc], fake_shared) == [None]
 
 
@@ -118,7 +118,7 @@ def test_devset_rebuild_without_shared_warns_once(
 ) -> None:
     monkeypatch.setenv("THEMES_SHARED_DIR", str(tmp_path / "absent"))
     locs = [Locator("ofsted", "a.pdf", 1, 0, 10, "0" * 40)] * 3
-    with pytest.warns(UserWarning, match="no shared folder") as record:
+    with pytest.warns(UserWarning, match=r"^\[E524\] .*no shared folder") as record:
         assert rebuild(locs) == [None, None, None]
     assert len(record) == 1
 
@@ -232,10 +232,11 @@ def test_devset_build_gold_takes_agreement_then_decision() -> None:
     gold = devset.build_gold(a, b, decisions)
     assert [(g["id"], g["labels"], g["annotator"]) for g in gold] == [
         ("x", ["optimism_bias"], "gold"), ("y", [], "gold"), ("z", ["weak_risk_assessment"], "gold")]
-    with pytest.raises(ValueError, match="no adjudication decision"):
+    with pytest.raises(ValueError, match=r"^\[E522\] Item 'z'.*no adjudication decision"):
         devset.build_gold(a, b, decisions[:1])
-    with pytest.raises(ValueError, match="different items"):
+    with pytest.raises(ValueError, match="different items") as info:
         devset.build_gold(a, b[:2], decisions)
+    assert info.value.code == "E521"
 
 
 @pytest.mark.parametrize("path", sorted(devset.ADJUDICATION_DIR.glob("*.jsonl")), ids=lambda p: p.name)

@@ -83,8 +83,23 @@ def test_exchange_import_names_the_bad_record(tmp_path):
                                                   "_annotator_id": "a", "_timestamp": 1}) + "\n")
     from themes.codebook import load_codebook
 
-    with pytest.raises(ValueError, match="Prodigy record 1.*astrology"):
+    with pytest.raises(ValueError, match=r"^\[E502\] Prodigy record 1: Decision .*astrology"):
         X.import_decisions(tmp_path / "p.jsonl", "prodigy", known_themes=load_codebook().ids)
+
+
+@pytest.mark.parametrize("text, code", [("{not json\n", "E513"),
+                                        (json.dumps({"text": "t", "answer": "accept"}) + "\n", "E510")])
+def test_exchange_import_refuses_a_broken_export_with_its_code(tmp_path, text, code):
+    (tmp_path / "p.jsonl").write_text(text)
+    with pytest.raises(ValueError, match="p.jsonl|Prodigy record 1") as info:
+        X.import_decisions(tmp_path / "p.jsonl", "prodigy", annotator="a")
+    assert info.value.code == code
+
+
+def test_exchange_unknown_format_is_e506(tmp_path):
+    with pytest.raises(ValueError, match="'excel'.*prodigy") as info:
+        X.import_decisions(tmp_path / "x", "excel")
+    assert info.value.code == "E506"
 
 
 def test_exchange_cli_export_import_and_agreement(tmp_path, mixed):

@@ -113,7 +113,7 @@ def test_labels_a_torn_last_line_is_skipped_and_the_next_write_starts_clean(tmp_
     file = tmp_path / "decisions-alice.jsonl"
     with open(file, "ab") as fh:
         fh.write(b'{"passage_id": "p3", "doc_id": "doc-a", "te')  # what a killed writer leaves
-    with pytest.warns(UserWarning, match="torn"):
+    with pytest.warns(UserWarning, match=r"^\[E505\] Skipped 1 torn"):
         read, report = L.read_store(tmp_path)
     assert [d.passage_id for d in read] == ["p1", "p2"] and report.skipped == [("decisions-alice.jsonl", 3)]
     L.append_decision(decision("p4"), tmp_path)
@@ -124,21 +124,22 @@ def test_labels_a_torn_last_line_is_skipped_and_the_next_write_starts_clean(tmp_
 
 def test_labels_a_line_that_is_not_a_decision_is_named(tmp_path):
     (tmp_path / "decisions-x.jsonl").write_text(json.dumps({"passage_id": "p"}) + "\n")
-    with pytest.raises(ValueError, match="decisions-x.jsonl line 1 lacks"):
+    with pytest.raises(ValueError, match=r"^\[E504\] decisions-x.jsonl line 1 lacks"):
         L.read_store(tmp_path)
 
 
-@pytest.mark.parametrize("bad, message", [({"value": "maybe"}, "use 'accept' or 'reject'"),
-                                          ({"theme": "astrology"}, "unknown theme"),
-                                          ({"annotator": " "}, "empty annotator")])
-def test_labels_bad_decisions_are_refused(bad, message):
+@pytest.mark.parametrize("bad, code, message", [({"value": "maybe"}, "E501", "use 'accept' or 'reject'"),
+                                                ({"theme": "astrology"}, "E502", "unknown theme"),
+                                                ({"annotator": " "}, "E503", "empty annotator")])
+def test_labels_bad_decisions_are_refused(bad, code, message):
     from themes.codebook import load_codebook
 
     fields = {"passage_id": "p", "doc_id": "d", "page": 1, "char_start": 0, "char_end": 5, "text": "Some text."}
     args = {"theme": "neglect", "value": "accept", "annotator": "alice", **bad}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         L.make_decision(fields, args.pop("theme"), args.pop("value"), args.pop("annotator"),
                         known_themes=load_codebook().ids)
+    assert info.value.code == code
 
 
 def test_labels_decisions_hash_follows_content_not_order(mixed):

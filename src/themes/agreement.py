@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from themes.config import CORE_THEMES
+from themes.errors import Errors, LabelError
 from themes.labels import current_labels
 
 
@@ -52,7 +53,7 @@ def cohen_kappa_by_theme(
     a, b = labels_by_id(a_rows), labels_by_id(b_rows)
     common = sorted(set(a) & set(b))
     if not common:
-        raise ValueError("The two label sets share no ids; kappa needs items both labelled.")
+        raise LabelError(Errors.E514)
     return {theme: cohen_kappa([theme in a[i] for i in common], [theme in b[i] for i in common])
             for theme in themes}
 

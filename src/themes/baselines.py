@@ -19,6 +19,7 @@ import numpy as np
 
 from themes import config
 from themes.codebook import Codebook, _blank_nlp, load_codebook
+from themes.errors import ArgumentError, Errors, UnknownThemeError
 
 __all__ = ["KeywordBaseline", "PatternBaseline"]
 
@@ -29,7 +30,7 @@ def _resolve_themes(codebook: Codebook, themes: Sequence[str] | None) -> list[st
         return list(codebook.core_ids)
     chosen = [themes] if isinstance(themes, str) else list(themes)
     for tid in chosen:
-        codebook.get(tid)  # raises a KeyError naming the unknown theme
+        codebook.get(tid)  # raises E322, a KeyError naming the unknown theme
     return chosen
 
 
@@ -83,7 +84,8 @@ class _RuleBaseline:
         """Set constructor parameters, as scikit-learn expects; forgets the fitted state."""
         for key, value in params.items():
             if key not in self.get_params():
-                raise ValueError(f"{type(self).__name__} has no parameter {key!r}.")
+                raise ArgumentError(Errors.E013.format(name=type(self).__name__, key=key,
+                                                      allowed=", ".join(self.get_params())))
             setattr(self, key, value)
         if hasattr(self, "themes_"):
             del self.themes_
@@ -92,9 +94,7 @@ class _RuleBaseline:
     def _check_theme(self, theme: str) -> None:
         self._ensure_fitted()
         if theme not in self.themes_:
-            raise KeyError(
-                f"Theme {theme!r} is not one of this baseline's themes ({', '.join(self.themes_)})."
-            )
+            raise UnknownThemeError(Errors.E323.format(theme=theme, known=", ".join(self.themes_)))
 
 
 class KeywordBaseline(_RuleBaseline):

@@ -1,8 +1,13 @@
-"""The ``themes`` command line: each command parses arguments and calls one library function."""
+"""The ``themes`` command line: each command parses arguments and calls one library function.
+
+A :class:`~themes.errors.ThemesError` raised anywhere under a command ends it with one line,
+``error[E301]: ...``, on stderr and exit status 1; ``THEMES_DEBUG=1`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -10,9 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from themes.config import (
     DEFAULT_OUT_DIR,
@@ -21,8 +28,30 @@ from themes.config import (
     SAMPLE_DIR,
     apply_prefect_environment,
 )
+from themes.errors import Errors, ThemesError, without_code
 
-app = typer.Typer(help="Find the Panel's practice themes in safeguarding review PDFs.", no_args_is_help=True)
+
+class CodedErrorsGroup(TyperGroup):
+    """The root command group: a ``ThemesError`` from any command becomes one coded line on stderr."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ThemesError as err:
+            if os.environ.get("THEMES_DEBUG") == "1":
+                raise
+            click.echo(error_line(err), err=True)
+            raise typer.Exit(1) from None
+
+
+def error_line(err: ThemesError) -> str:
+    """``error[E301]: <message>``, the one line the CLI prints for a coded error."""
+    message = " ".join(str(err).split())
+    return f"error[{err.code}]: {without_code(message)}" if err.code else f"error: {message}"
+
+
+app = typer.Typer(help="Find the Panel's practice themes in safeguarding review PDFs.", no_args_is_help=True,
+                  cls=CodedErrorsGroup)
 console = Console(stderr=True)
 
 
@@ -94,16 +123,15 @@ def run(
 ) -> None:
     """Run the whole pipeline over a folder of PDFs and print the theme table."""
     if not corpus.is_dir():
-        raise typer.BadParameter(f"{corpus} is not a folder of PDFs.", param_hint="--corpus")
+        raise typer.BadParameter(Errors.E001.format(path=corpus), param_hint="--corpus")
     if dask and dask_address:
-        raise typer.BadParameter("give --dask (a local cluster) or --dask-address, not both.",
-                                 param_hint="--dask-address")
+        raise typer.BadParameter(Errors.E002, param_hint="--dask-address")
     apply_prefect_environment()
     from flows.pipeline import SECTION_CHOICES
     from flows.pipeline import run as run_flow
 
     if sections not in SECTION_CHOICES:
-        raise typer.BadParameter(f"{sections!r} is not one of: {', '.join(SECTION_CHOICES)}.",
+        raise typer.BadParameter(Errors.E003.format(value=sections, choices=", ".join(SECTION_CHOICES)),
                                  param_hint="--sections")
     with progress_bar(progress):
         result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
@@ -137,9 +165,7 @@ def classify(
                     record = json.loads(line)
                     records.append((record["id"], str(record["text"])))
                 except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise typer.BadParameter(
-                        f"Input line {n} is not a JSON object with 'id' and 'text' ({err})."
-                    ) from err
+                    raise typer.BadParameter(Errors.E004.format(line=n, detail=err)) from err
     proba, tagged = score_texts(loaded.model, [text for _, text in records])
     themes = loaded.model.themes_
     lines = [
@@ -194,14 +220,14 @@ def evaluate(
     """
     if documents is None:
         if write_card:
-            raise typer.BadParameter("--write-card needs --documents DIR.", param_hint="--write-card")
+            raise typer.BadParameter(Errors.E005, param_hint="--write-card")
         from themes.evaluate import evaluate_model
 
         result = evaluate_model(model, out)
         print(result.markdown)
         return
     if not documents.is_dir():
-        raise typer.BadParameter(f"{documents} is not a folder of labelled PDFs.", param_hint="--documents")
+        raise typer.BadParameter(Errors.E006.format(path=documents), param_hint="--documents")
     from themes.doceval import evaluate_document_set
     from themes.tables import document_evaluation_markdown
 

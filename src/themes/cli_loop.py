@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from themes.config import CORE_THEMES, LABELS_DIR, MODELS_DIR, apply_prefect_environment
+from themes.errors import Errors
 from themes.exchange import FORMATS
 from themes.labels import DECISIONS_DIR
 
@@ -26,7 +27,7 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.j
 
 def _check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"{fmt!r} is not a format; use one of {', '.join(FORMATS)}.", param_hint="--format")
+        raise typer.BadParameter(Errors.E007.format(value=fmt, choices=", ".join(FORMATS)), param_hint="--format")
     return fmt
 
 
@@ -46,7 +47,7 @@ def labels_import(
     from themes.labels import add_new
 
     if not path.is_file():
-        raise typer.BadParameter(f"{path} is not a file.", param_hint="PATH")
+        raise typer.BadParameter(Errors.E008.format(path=path), param_hint="PATH")
     offered_themes = [t.strip() for t in offered.split(",") if t.strip()] if offered else None
     try:
         decisions = import_decisions(path, _check_format(fmt), annotator, load_codebook().ids, offered_themes)
@@ -60,12 +61,12 @@ def labels_import(
 def output_path(out: Path | None, positional: Path | None, command: str) -> Path:
     """The file a command writes: ``-o/--out``, or the old positional PATH with a deprecation note."""
     if out is not None and positional is not None:
-        raise typer.BadParameter(f"give the file once, as -o {out}, not also as PATH.", param_hint="-o/--out")
+        raise typer.BadParameter(Errors.E009.format(out=out), param_hint="-o/--out")
     if positional is not None:
         console.print(f"Deprecated: `{command} PATH` will go; use `{command} -o {positional}`.", style="yellow")
         return positional
     if out is None:
-        raise typer.BadParameter("name the file to write with -o PATH.", param_hint="-o/--out")
+        raise typer.BadParameter(Errors.E010, param_hint="-o/--out")
     return out
 
 
@@ -111,8 +112,7 @@ def labels_labelstudio_config(
     chosen = [t.strip() for t in themes.split(",") if t.strip()] if themes else codebook.ids
     unknown = [t for t in chosen if t not in codebook.ids]
     if unknown:
-        raise typer.BadParameter(f"{', '.join(unknown)} not in the codebook; see corpus/codebook.yaml.",
-                                 param_hint="--themes")
+        raise typer.BadParameter(Errors.E011.format(themes=", ".join(unknown)), param_hint="--themes")
     xml = labelstudio_config(chosen, {t.id: t.label for t in codebook.themes}, multi=multi)
     if out is None:
         print(xml, end="")
@@ -133,7 +133,7 @@ def labels_agreement(
 
     decisions = load_decisions(store)
     if decisions["annotator"].nunique() < 2:
-        raise typer.BadParameter(f"{store} holds decisions from fewer than two annotators.", param_hint="--store")
+        raise typer.BadParameter(Errors.E012.format(store=store), param_hint="--store")
     result = annotator_agreement(decisions, [t.strip() for t in themes.split(",")] if themes else None)
     print("## Krippendorff's alpha (nominal) per theme\n\n" + markdown_table(result.themes))
     print("\n## Cohen's kappa per theme and pair of annotators\n\n" + markdown_table(result.pairs))

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from themes import config
+from themes.errors import Errors, ThemesError, UnknownThemeError
 
 __all__ = [
     "Codebook",
@@ -78,8 +79,8 @@ ALLOWED_TOKEN_ATTRS: frozenset[str] = frozenset(
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class CodebookError(ValueError):
-    """The codebook file is missing, unreadable or does not follow the codebook schema."""
+class CodebookError(ThemesError, ValueError):
+    """The codebook file is missing, unreadable or does not follow the codebook schema (E3xx)."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +143,13 @@ class Codebook:
         """The theme with this id.
 
         Raises:
-            KeyError: when the codebook has no such theme.
+            UnknownThemeError: (a ``KeyError``, E322) when the codebook has no such theme.
         """
         for theme in self.themes:
             if theme.id == theme_id:
                 return theme
-        raise KeyError(
-            f"Theme {theme_id!r} is not in codebook {self.version}; known themes: "
-            f"{', '.join(self.ids)}."
+        raise UnknownThemeError(
+            Errors.E322.format(theme=theme_id, version=self.version, known=", ".join(self.ids))
         )
 
 
@@ -194,10 +194,7 @@ def load_codebook(path: str | Path = config.CODEBOOK_PATH) -> Codebook:
     try:
         stat = path.stat()
     except OSError as exc:
-        raise CodebookError(
-            f"Codebook {path} cannot be read ({exc.strerror or exc}); check the path or "
-            "set it with the codebook argument."
-        ) from exc
+        raise CodebookError(Errors.E301.format(path=path, reason=exc.strerror or exc)) from exc
     return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
@@ -210,34 +207,27 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> Codebook:
         data = yaml.safe_load(where.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CodebookError(f"Codebook {where} is not readable YAML: {first}.") from exc
+        raise CodebookError(Errors.E302.format(path=where, detail=first.rstrip("."))) from exc
     return _parse_codebook(data, where)
 
 
 def _parse_codebook(data: Any, where: Path) -> Codebook:
     """Turn the parsed YAML into a :class:`Codebook`, raising on the first problem."""
     if not isinstance(data, dict):
-        raise CodebookError(
-            f"Codebook {where} must be a mapping with 'version' and 'themes' at the top level."
-        )
+        raise CodebookError(Errors.E303.format(path=where))
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
-        raise CodebookError(
-            f"Codebook {where} needs a top-level 'version' string such as \"1.0.0\" (quoted)."
-        )
+        raise CodebookError(Errors.E304.format(path=where))
     raw_themes = data.get("themes")
     if not isinstance(raw_themes, list) or not raw_themes:
-        raise CodebookError(f"Codebook {where} needs a non-empty top-level 'themes' list.")
+        raise CodebookError(Errors.E305.format(path=where))
 
     themes: list[Theme] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_themes):
         theme = _parse_theme(raw, index, where)
         if theme.id in seen:
-            raise CodebookError(
-                f"Theme {theme.id!r} appears more than once in codebook {where}; "
-                "theme ids must be unique."
-            )
+            raise CodebookError(Errors.E306.format(theme=theme.id, path=where))
         seen.add(theme.id)
         themes.append(theme)
 
@@ -251,9 +241,7 @@ def _parse_codebook(data: Any, where: Path) -> Codebook:
             parts.append(f"missing or not marked core: {', '.join(missing)}")
         if extra:
             parts.append(f"marked core but not in config.CORE_THEMES: {', '.join(extra)}")
-        raise CodebookError(
-            f"Codebook {where} core themes must equal config.CORE_THEMES ({'; '.join(parts)})."
-        )
+        raise CodebookError(Errors.E307.format(path=where, detail="; ".join(parts)))
 
     _compile_check(themes, where)
     return Codebook(version=version.strip(), themes=tuple(themes))
@@ -267,50 +255,35 @@ def _str_list(raw: dict, field: str, tid: str, where: Path, min_len: int = 1) ->
         or len(value) < min_len
         or not all(isinstance(v, str) and v.strip() for v in value)
     ):
-        raise CodebookError(
-            f"Theme {tid!r} in codebook {where}: field '{field}' must be a list of at least "
-            f'{min_len} non-empty strings (quote words YAML reads as booleans, such as "no").'
-        )
+        raise CodebookError(Errors.E308.format(theme=tid, path=where, field=field, min_len=min_len))
     return tuple(v.strip() for v in value)
 
 
 def _parse_theme(raw: Any, index: int, where: Path) -> Theme:
     """One theme entry, validated field by field."""
     if not isinstance(raw, dict):
-        raise CodebookError(f"Theme number {index + 1} in codebook {where} is not a mapping.")
+        raise CodebookError(Errors.E309.format(number=index + 1, path=where))
     tid = raw.get("id")
     if not isinstance(tid, str) or not _ID_RE.match(tid):
-        raise CodebookError(
-            f"Theme number {index + 1} in codebook {where} needs an 'id' in snake_case "
-            f"(got {tid!r})."
-        )
+        raise CodebookError(Errors.E310.format(number=index + 1, path=where, value=tid))
     for field in REQUIRED_FIELDS:
         if field not in raw:
-            raise CodebookError(
-                f"Theme {tid!r} in codebook {where} is missing the required field '{field}'."
-            )
+            raise CodebookError(Errors.E311.format(theme=tid, path=where, field=field))
     unknown = sorted(set(raw) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise CodebookError(
-            f"Theme {tid!r} in codebook {where} has unknown field(s) {', '.join(unknown)}; "
-            f"allowed fields are {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}."
+            Errors.E312.format(theme=tid, path=where, unknown=", ".join(unknown),
+                               allowed=", ".join(REQUIRED_FIELDS + OPTIONAL_FIELDS))
         )
     for field in ("label", "definition"):
         if not isinstance(raw[field], str) or not raw[field].strip():
-            raise CodebookError(
-                f"Theme {tid!r} in codebook {where}: field '{field}' must be a non-empty string."
-            )
+            raise CodebookError(Errors.E313.format(theme=tid, path=where, field=field))
     if not isinstance(raw["core"], bool):
-        raise CodebookError(
-            f"Theme {tid!r} in codebook {where}: field 'core' must be true or false."
-        )
+        raise CodebookError(Errors.E314.format(theme=tid, path=where))
     keywords = _str_list(raw, "keywords", tid, where)
     bad = [k for k in keywords if k != k.lower()]
     if bad:
-        raise CodebookError(
-            f"Theme {tid!r} in codebook {where}: field 'keywords' must be lower case "
-            f"(got {bad[0]!r})."
-        )
+        raise CodebookError(Errors.E315.format(theme=tid, path=where, value=bad[0]))
     return Theme(
         id=tid,
         label=raw["label"].strip(),
@@ -334,22 +307,18 @@ def _parse_patterns(
     """A list of ``{id, pattern}`` entries; checks shape, ids and attributes (not compilation)."""
     if not isinstance(value, list) or (required and not value):
         raise CodebookError(
-            f"Theme {tid!r} in codebook {where}: field '{field}' must be a "
-            f"{'non-empty ' if required else ''}list of {{id, pattern}} entries."
+            Errors.E316.format(theme=tid, path=where, field=field,
+                               non_empty="non-empty " if required else "")
         )
     out: list[ThemePattern] = []
     seen: set[str] = set()
     for i, entry in enumerate(value):
         if not isinstance(entry, dict) or set(entry) != {"id", "pattern"}:
-            raise CodebookError(
-                f"Theme {tid!r} in codebook {where}: {field} entry {i + 1} must have exactly the "
-                "keys 'id' and 'pattern'."
-            )
+            raise CodebookError(Errors.E317.format(theme=tid, path=where, field=field, number=i + 1))
         pid, pattern = entry["id"], entry["pattern"]
         if not isinstance(pid, str) or not _ID_RE.match(pid) or pid in seen:
             raise CodebookError(
-                f"Theme {tid!r} in codebook {where}: {field} entry {i + 1} needs a unique "
-                f"snake_case id (got {pid!r})."
+                Errors.E318.format(theme=tid, path=where, field=field, number=i + 1, value=pid)
             )
         seen.add(pid)
         if (
@@ -357,15 +326,12 @@ def _parse_patterns(
             or not pattern
             or not all(isinstance(tok, dict) for tok in pattern)
         ):
-            raise CodebookError(
-                f"Theme {tid!r} in codebook {where}: pattern '{pid}' in field '{field}' must be a "
-                "non-empty list of token dicts."
-            )
+            raise CodebookError(Errors.E319.format(theme=tid, path=where, pattern=pid, field=field))
         for tok in pattern:
             problem = _token_problem(tok)
             if problem:
                 raise CodebookError(
-                    f"Theme {tid!r} in codebook {where}: pattern '{pid}' in field '{field}' {problem}."
+                    Errors.E320.format(theme=tid, path=where, pattern=pid, field=field, problem=problem)
                 )
         out.append(ThemePattern(id=pid, pattern=tuple(pattern)))
     return tuple(out)
@@ -412,6 +378,6 @@ def _compile_check(themes: Sequence[Theme], where: Path) -> None:
                         or type(exc).__name__
                     )
                     raise CodebookError(
-                        f"Theme {theme.id!r} in codebook {where}: pattern '{p.id}' in field '{field}' "
-                        f"does not compile in spaCy's Matcher ({detail})."
+                        Errors.E321.format(theme=theme.id, path=where, pattern=p.id, field=field,
+                                           detail=detail)
                     ) from exc

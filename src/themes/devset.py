@@ -27,6 +27,7 @@ import pandas as pd
 
 from themes.agreement import cohen_kappa_by_theme, labels_by_id
 from themes.config import CORE_THEMES, LABELS_DIR, shared_dir
+from themes.errors import Errors, LabelError, MissingFileError, MissingPageError, one_sentence
 
 Source = Literal["ofsted", "seeds"]
 SOURCES: tuple[str, ...] = ("ofsted", "seeds")
@@ -85,7 +86,7 @@ class Locator:
         """A locator from a mapping holding the six locator fields (extra keys are ignored)."""
         missing = [name for name in LOCATOR_FIELDS if name not in row]
         if missing:
-            raise ValueError(f"Row {row.get('id', '?')!r} lacks locator fields {missing}.")
+            raise LabelError(Errors.E515.format(row=row.get("id", "?"), missing=missing))
         return cls(
             source=str(row["source"]),
             file=str(row["file"]),
@@ -110,7 +111,7 @@ def page_text(path: str | Path, page: int) -> str:
 def page_text_of(pdf: Any, page: int, path: str | Path) -> str:
     """Text of page ``page`` of an open pdfplumber document, closing the page afterwards."""
     if not 1 <= page <= len(pdf.pages):
-        raise IndexError(f"{path} has {len(pdf.pages)} pages; page {page} does not exist.")
+        raise MissingPageError(Errors.E516.format(path=path, pages=len(pdf.pages), page=page))
     pdf_page = pdf.pages[page - 1]
     try:
         return pdf_page.extract_text() or ""
@@ -122,7 +123,7 @@ def page_text_of(pdf: Any, page: int, path: str | Path) -> str:
 def source_path(shared: Path, source: str, file: str) -> Path:
     """The path of ``file`` of ``source`` under the shared folder."""
     if source not in SOURCES:
-        raise ValueError(f"Unknown locator source {source!r}; expected one of {SOURCES}.")
+        raise LabelError(Errors.E517.format(source=source, choices=SOURCES))
     return shared / source / file
 
 
@@ -141,11 +142,7 @@ def rebuild(locators: Sequence[Locator], shared: Path | None = None) -> list[str
     out: list[str | None] = [None] * len(locators)
     if shared is None:
         if locators:
-            warnings.warn(
-                f"Cannot rebuild {len(locators)} real-text locators: no shared folder "
-                "(set THEMES_SHARED_DIR or put ../shared beside the project).",
-                stacklevel=2,
-            )
+            warnings.warn(Errors.E524.format(count=len(locators)), stacklevel=2)
         return out
 
     by_file: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -155,9 +152,7 @@ def rebuild(locators: Sequence[Locator], shared: Path | None = None) -> list[str
     for (source, file), indices in by_file.items():
         path = source_path(shared, source, file)
         if not path.is_file():
-            warnings.warn(
-                f"Cannot rebuild {len(indices)} locators: {path} is missing.", stacklevel=2
-            )
+            warnings.warn(Errors.E525.format(count=len(indices), path=path), stacklevel=2)
             continue
         if source == "seeds":
             texts = {0: path.read_text(encoding="utf-8")}
@@ -167,19 +162,19 @@ def rebuild(locators: Sequence[Locator], shared: Path | None = None) -> list[str
             loc = locators[i]
             text = texts.get(loc.page)
             if text is None:
-                warnings.warn(f"Cannot rebuild {loc.id}: {file} page {loc.page} unreadable.")
+                warnings.warn(Errors.E526.format(locator=loc.id, name=file, page=loc.page))
                 continue
             if not 0 <= loc.char_start < loc.char_end <= len(text):
                 warnings.warn(
-                    f"Cannot rebuild {loc.id}: offsets {loc.char_start}-{loc.char_end} fall "
-                    f"outside the {len(text)} characters of {file} page {loc.page}."
+                    Errors.E527.format(locator=loc.id, start=loc.char_start, end=loc.char_end,
+                                       length=len(text), name=file, page=loc.page)
                 )
                 continue
             piece = text[loc.char_start : loc.char_end]
             if text_sha1(piece) != loc.sha1:
                 warnings.warn(
-                    f"Cannot rebuild {loc.id}: the text of {file} page {loc.page} at "
-                    f"{loc.char_start}-{loc.char_end} does not match its hash (file changed?)."
+                    Errors.E528.format(locator=loc.id, name=file, page=loc.page, start=loc.char_start,
+                                       end=loc.char_end)
                 )
                 continue
             out[i] = piece
@@ -197,9 +192,9 @@ def _ofsted_pages(path: Path, pages: Iterable[int]) -> dict[int, str]:
                 try:
                     texts[page] = page_text_of(pdf, page, path)
                 except Exception as exc:  # noqa: BLE001 - one bad page must not lose the rest
-                    warnings.warn(f"Cannot read {path.name} page {page}: {type(exc).__name__}.")
+                    warnings.warn(Errors.E529.format(name=path.name, page=page, exc_type=type(exc).__name__))
     except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"Cannot open {path}: {type(exc).__name__} {exc}.")
+        warnings.warn(Errors.E530.format(path=path, exc_type=type(exc).__name__, detail=one_sentence(exc)))
     return texts
 
 
@@ -218,7 +213,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} line {number} is not valid JSON: {exc.msg}.") from exc
+                raise LabelError(Errors.E518.format(path=path, line=number, detail=exc.msg)) from exc
     return rows
 
 
@@ -231,7 +226,7 @@ def real_label_file(stem: str) -> str:
     for suffix in LABEL_FILE_PREFERENCE:
         if (REAL_LABELS_DIR / f"{stem}.{suffix}.jsonl").is_file():
             return f"{stem}.{suffix}"
-    raise FileNotFoundError(f"No label file for the real set {stem!r} in {REAL_LABELS_DIR}.")
+    raise MissingFileError(Errors.E519.format(stem=stem, folder=REAL_LABELS_DIR))
 
 
 def load_real_labels(name: str, shared: Path | None = None) -> pd.DataFrame:
@@ -247,7 +242,7 @@ def load_real_labels(name: str, shared: Path | None = None) -> pd.DataFrame:
     """
     path = REAL_LABELS_DIR / f"{name}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"No real label file {path}; expected e.g. 'ofsted_dev.a'.")
+        raise MissingFileError(Errors.E520.format(path=path))
     rows = read_jsonl(path)
     locators = [Locator.from_row(row) for row in rows]
     texts = rebuild(locators, shared)
@@ -266,7 +261,7 @@ def load_real_labels(name: str, shared: Path | None = None) -> pd.DataFrame:
         )
     dropped = len(rows) - len(records)
     if dropped:
-        warnings.warn(f"{name}: dropped {dropped} of {len(rows)} rows whose text was not rebuilt.")
+        warnings.warn(Errors.E531.format(name=name, dropped=dropped, rows=len(rows)))
     columns = ["id", "text", "labels", *LOCATOR_FIELDS, "annotator"]
     return pd.DataFrame.from_records(records, columns=columns)
 
@@ -295,17 +290,17 @@ def build_gold(
     a = {str(r["id"]): r for r in a_rows}
     b = labels_by_id(b_rows)
     if set(a) != set(b):
-        raise ValueError(f"Annotators a and b labelled different items ({len(set(a) ^ set(b))} differ).")
+        raise LabelError(Errors.E521.format(count=len(set(a) ^ set(b))))
     decided = {str(d["id"]): sorted(d["labels"]) for d in decisions}
     gold = []
     for item_id, row in a.items():
         agreed = set(row["labels"]) == b[item_id]
         if not agreed and item_id not in decided:
-            raise ValueError(f"Item {item_id!r}: annotators disagree and there is no adjudication decision.")
+            raise LabelError(Errors.E522.format(item=item_id))
         labels = sorted(row["labels"]) if agreed else decided[item_id]
         unknown = set(labels) - set(CORE_THEMES)
         if unknown:
-            raise ValueError(f"Item {item_id!r}: decision names non-core themes {sorted(unknown)}.")
+            raise LabelError(Errors.E523.format(item=item_id, themes=sorted(unknown)))
         gold.append({**{k: row[k] for k in ("id", *LOCATOR_FIELDS)}, "labels": labels, "annotator": "gold"})
     return gold
 

@@ -20,6 +20,10 @@ E6xx   aggregate and report
 E7xx   flows
 ====== =============================================
 
+Errors are raised as :class:`ThemesError` subclasses whose message is one of these (the ``code``
+property reads it back); each also subclasses the built-in exception callers already catch, so
+``except ValueError`` keeps working. The command line prints ``error[E301]: ...`` for any of them.
+
 Each message is one sentence (a per-file error is a product promise: one line in
 ``documents.csv``) ending in a full stop; placeholders name what they hold (``{name}`` is always a
 file name).
@@ -45,9 +49,58 @@ class _WithCodes(type):
         return value
 
 
+class ThemesError(Exception):
+    """An error a user sees: its message starts with its code, ``"[E301] ..."``."""
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; a coded message is shown as written.
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def code(self) -> str | None:
+        """The code the message starts with ("E301"), or None when it carries none."""
+        return code_of(str(self))
+
+
+class ArgumentError(ThemesError, ValueError):
+    """A function was given a value it cannot use."""
+
+
+class LabelError(ThemesError, ValueError):
+    """A decision, a label-store line, an annotation tool's export or a labelled set is unusable."""
+
+
+class UnknownThemeError(ThemesError, KeyError):
+    """A theme id that is not in the codebook (or not among a model's themes)."""
+
+
+class MissingFileError(ThemesError, FileNotFoundError):
+    """A file the user named, or the tool needs, does not exist."""
+
+
+class MissingPageError(ThemesError, IndexError):
+    """A page number past the end of a PDF."""
+
+
 # fmt: off
 class Errors(metaclass=_WithCodes):
     """Every user-facing error and warning, by code; see the module docstring for the ranges."""
+
+    # --- E0xx: general and command line -----------------------------------------------------
+    E001 = "{path} is not a folder of PDFs; give --corpus a folder."
+    E002 = "Give --dask (a local cluster) or --dask-address, not both."
+    E003 = "{value!r} is not one of: {choices}."
+    E004 = "Input line {line} is not a JSON object with 'id' and 'text' ({detail}); fix that line."
+    E005 = "--write-card needs --documents DIR; add it or drop --write-card."
+    E006 = ("{path} is not a folder of labelled PDFs; give --documents a folder with "
+            "expected/<stem>.json beside its PDFs.")
+    E007 = "{value!r} is not a format; use one of {choices}."
+    E008 = "{path} is not a file; give the annotation tool's export file."
+    E009 = "Give the file once, as -o {out}, not also as PATH."
+    E010 = "Name the file to write with -o PATH."
+    E011 = "{themes} not in the codebook; see corpus/codebook.yaml."
+    E012 = "{store} holds decisions from fewer than two annotators; agreement needs two."
+    E013 = "{name} has no parameter {key!r}; use one of {allowed}."
 
     # --- E1xx: ingest ---------------------------------------------------------------------------
     # A file that cannot be read at all.
@@ -90,6 +143,85 @@ class Errors(metaclass=_WithCodes):
     E124 = ("The manifest review_type {value!r} for {name} is not one of {allowed}; ignored, fix it "
             "in {manifest}.")
     E125 = "The reader's memory limit could not be set to {limit_mb} MiB; files are read without it."
+
+    # --- E3xx: codebook and the rule baselines built from it --------------------------------------
+    # The file.
+    E301 = ("Codebook {path} cannot be read ({reason}); check the path or set it with the codebook "
+            "argument.")
+    E302 = "Codebook {path} is not readable YAML: {detail}; fix the YAML."
+    E303 = "Codebook {path} must be a mapping with 'version' and 'themes' at the top level."
+    E304 = "Codebook {path} needs a top-level 'version' string such as \"1.0.0\" (quoted)."
+    E305 = "Codebook {path} needs a non-empty top-level 'themes' list."
+    E306 = "Theme {theme!r} appears more than once in codebook {path}; theme ids must be unique."
+    E307 = "Codebook {path} core themes must equal config.CORE_THEMES ({detail})."
+    # A theme's fields.
+    E308 = ("Theme {theme!r} in codebook {path}: field '{field}' must be a list of at least "
+            "{min_len} non-empty strings (quote words YAML reads as booleans, such as \"no\").")
+    E309 = "Theme number {number} in codebook {path} is not a mapping."
+    E310 = "Theme number {number} in codebook {path} needs an 'id' in snake_case (got {value!r})."
+    E311 = "Theme {theme!r} in codebook {path} is missing the required field '{field}'."
+    E312 = ("Theme {theme!r} in codebook {path} has unknown field(s) {unknown}; allowed fields are "
+            "{allowed}.")
+    E313 = "Theme {theme!r} in codebook {path}: field '{field}' must be a non-empty string."
+    E314 = "Theme {theme!r} in codebook {path}: field 'core' must be true or false."
+    E315 = "Theme {theme!r} in codebook {path}: field 'keywords' must be lower case (got {value!r})."
+    # Token patterns.
+    E316 = ("Theme {theme!r} in codebook {path}: field '{field}' must be a {non_empty}list of "
+            "entries with the keys 'id' and 'pattern'.")
+    E317 = ("Theme {theme!r} in codebook {path}: {field} entry {number} must have exactly the keys "
+            "'id' and 'pattern'.")
+    E318 = ("Theme {theme!r} in codebook {path}: {field} entry {number} needs a unique snake_case id "
+            "(got {value!r}).")
+    E319 = ("Theme {theme!r} in codebook {path}: pattern '{pattern}' in field '{field}' must be a "
+            "non-empty list of token dicts.")
+    E320 = "Theme {theme!r} in codebook {path}: pattern '{pattern}' in field '{field}' {problem}."
+    E321 = ("Theme {theme!r} in codebook {path}: pattern '{pattern}' in field '{field}' does not "
+            "compile in spaCy's Matcher ({detail}).")
+    # Themes asked for by id.
+    E322 = "Theme {theme!r} is not in codebook {version}; known themes: {known}."
+    E323 = "Theme {theme!r} is not one of this baseline's themes ({known})."
+
+    # --- E5xx: labels: the decision store, annotation-tool exchange, agreement, real sets ---------
+    # Decisions and the store.
+    E501 = "{where} has value {value!r}; use 'accept' or 'reject'."
+    E502 = "{where} names the unknown theme {theme!r}; see corpus/codebook.yaml."
+    E503 = "{where} has an empty {field}."
+    E504 = "{name} line {line} lacks the field(s) {missing}; it is not a decision."
+    E505 = ("Skipped {count} torn line(s) in the label store (a write cut short), the first "
+            "{lines}; they are left in the file.")
+    # Exchange with annotation tools.
+    E506 = "Unknown {direction} format {value!r}; use one of {choices}."
+    E507 = "{where} names no annotator; pass one with --annotator."
+    E508 = "{where} has no time for its decision."
+    E509 = "{where} has no text."
+    E510 = "{where} has an answer but no label (theme)."
+    E511 = "{where} has both accept and reject for {control!r}."
+    E512 = "The CSV lacks the column(s) {missing}."
+    E513 = "{path} is not a valid {fmt} export ({exc_type}: {detail})."
+    # Agreement.
+    E514 = "The two label sets share no ids; kappa needs items both labelled."
+    # Real labelled sets (devset).
+    E515 = "Row {row!r} lacks locator fields {missing}."
+    E516 = "{path} has {pages} pages; page {page} does not exist."
+    E517 = "Unknown locator source {source!r}; expected one of {choices}."
+    E518 = "{path} line {line} is not valid JSON: {detail}."
+    E519 = "No label file for the real set {stem!r} in {folder}."
+    E520 = "No real label file {path}; expected e.g. 'ofsted_dev.a'."
+    E521 = "Annotators a and b labelled different items ({count} differ)."
+    E522 = "Item {item!r}: annotators disagree and there is no adjudication decision."
+    E523 = "Item {item!r}: decision names non-core themes {themes}."
+    # Warnings while rebuilding real texts: the row is dropped, the rest are kept.
+    E524 = ("Cannot rebuild {count} real-text locators: no shared folder (set THEMES_SHARED_DIR or "
+            "put ../shared beside the project).")
+    E525 = "Cannot rebuild {count} locators: {path} is missing."
+    E526 = "Cannot rebuild {locator}: {name} page {page} unreadable."
+    E527 = ("Cannot rebuild {locator}: offsets {start}-{end} fall outside the {length} characters of "
+            "{name} page {page}.")
+    E528 = ("Cannot rebuild {locator}: the text of {name} page {page} at {start}-{end} does not "
+            "match its hash (file changed?).")
+    E529 = "Cannot read {name} page {page}: {exc_type}."
+    E530 = "Cannot open {path}: {exc_type} {detail}."
+    E531 = "{name}: dropped {dropped} of {rows} rows whose text was not rebuilt."
 # fmt: on
 
 
@@ -97,6 +229,18 @@ def code_of(message: str | None) -> str | None:
     """The code a message starts with ("E105"), or None when it carries none."""
     m = _CODE_RE.match(message or "")
     return m.group("code") if m else None
+
+
+def without_code(message: str) -> str:
+    """The message without its leading "[E301] ", for showing the code another way."""
+    return _CODE_RE.sub("", message, count=1)
+
+
+def located(error: BaseException, where: str) -> str:
+    """A coded message with ``where`` put after its code: "[E502] CSV line 3: Decision ..."."""
+    message = str(error)
+    code = code_of(message)
+    return f"[{code}] {where}: {without_code(message)}" if code else f"{where}: {message}"
 
 
 def one_sentence(text: object, limit: int = 200) -> str:

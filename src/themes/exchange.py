@@ -32,6 +32,7 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
+from themes.errors import Errors, LabelError, located, one_sentence
 from themes.labels import _REQUIRED, DECISION_FIELDS, VALUES, Decision
 
 FORMATS: tuple[str, ...] = ("prodigy", "labelstudio", "argilla", "csv")
@@ -217,7 +218,7 @@ def export_decisions(
     items = _decisions_of(decisions)
     writers = {"prodigy": _to_prodigy, "labelstudio": _to_labelstudio, "argilla": _to_argilla, "csv": _to_csv}
     if fmt not in writers:
-        raise ValueError(f"Unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
+        raise LabelError(Errors.E506.format(direction="export", value=fmt, choices=", ".join(FORMATS)))
     text = writers[fmt](items)
     path = Path(path)
     if fmt == "argilla":
@@ -284,12 +285,12 @@ class _Builder:
             time: Any) -> None:
         who = _annotator_of(annotator) or self.annotator
         if not who:
-            raise ValueError(f"{where} names no annotator; pass one with --annotator.")
+            raise LabelError(Errors.E507.format(where=where))
         when = _iso(meta.get("time")) or _iso(time)
         if not when:
-            raise ValueError(f"{where} has no time for its decision.")
+            raise LabelError(Errors.E508.format(where=where))
         if not text:
-            raise ValueError(f"{where} has no text.")
+            raise LabelError(Errors.E509.format(where=where))
         passage_id = str(meta.get("passage_id") or f"{self.fmt}-{hashlib.sha1(text.encode()).hexdigest()[:12]}")
         decision = Decision(
             passage_id=passage_id, doc_id=str(meta.get("doc_id") or f"import:{passage_id}"),
@@ -302,7 +303,7 @@ class _Builder:
         try:
             self.out.append(decision.check(self.known))
         except ValueError as err:
-            raise ValueError(f"{where}: {err}") from err
+            raise LabelError(located(err, where)) from err
 
     def add_multi(self, where: str, meta: dict, text: str, chosen: Sequence[str], offered: Sequence[str],
                   annotator: Any, time: Any) -> None:
@@ -337,7 +338,7 @@ def _from_prodigy(records: list[dict], b: _Builder) -> None:
                         r.get("_timestamp"))
         elif answer in VALUES:
             if "label" not in r:
-                raise ValueError(f"{where} has an answer but no label (theme).")
+                raise LabelError(Errors.E510.format(where=where))
             b.add(where, meta, r.get("text", ""), r["label"], answer, annotator, r.get("_timestamp"))
 
 
@@ -356,7 +357,7 @@ def _from_labelstudio(records: list[dict], b: _Builder) -> None:
                 choices = [str(c) for c in (r.get("value") or {}).get("choices", [])]
                 if choices and set(choices) <= set(VALUES):  # one accept/reject control per theme
                     if len(choices) != 1:
-                        raise ValueError(f"{where} has both accept and reject for {r.get('from_name')!r}.")
+                        raise LabelError(Errors.E511.format(where=where, control=r.get("from_name")))
                     b.add(where, meta, meta.get("text") or text, r.get("from_name"), choices[0],
                           ann.get("completed_by"), time)
                 else:  # one multi-choice control whose choices are theme ids
@@ -397,7 +398,7 @@ def _from_csv(text: str, b: _Builder) -> None:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = [f for f in _REQUIRED if f not in (reader.fieldnames or [])]
     if missing:
-        raise ValueError(f"The CSV lacks the column(s) {missing}.")
+        raise LabelError(Errors.E512.format(missing=missing))
     for n, row in enumerate(reader, start=2):
         meta = {k: (row.get(k) or None) for k in DECISION_FIELDS}
         b.add(f"CSV line {n}", meta, row["text"], row["theme"], row["value"], row["annotator"], row["time"])
@@ -417,7 +418,7 @@ def import_decisions(
             offered: those not chosen are recorded as rejects (Prodigy lists its options itself).
     """
     if fmt not in FORMATS:
-        raise ValueError(f"Unknown import format {fmt!r}; use one of {', '.join(FORMATS)}.")
+        raise LabelError(Errors.E506.format(direction="import", value=fmt, choices=", ".join(FORMATS)))
     path = Path(path)
     if fmt == "argilla" and path.is_dir():  # a dataset folder as Argilla's Dataset.to_disk writes it
         path = path / ARGILLA_RECORDS
@@ -430,5 +431,7 @@ def import_decisions(
             {"prodigy": _from_prodigy, "labelstudio": _from_labelstudio, "argilla": _from_argilla}[fmt](
                 _records(text), builder)
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path} is not a valid {fmt} export ({type(err).__name__}: {err}).") from err
+        raise LabelError(
+            Errors.E513.format(path=path, fmt=fmt, exc_type=type(err).__name__, detail=one_sentence(err))
+        ) from err
     return builder.out

@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from themes.config import LABELS_DIR
+from themes.errors import Errors, LabelError
 
 DECISIONS_DIR = LABELS_DIR / "decisions"
 VALUES: tuple[str, ...] = ("accept", "reject")
@@ -82,15 +83,15 @@ class Decision:
             object.__setattr__(self, "decision_id", hashlib.sha1(key.encode("utf-8")).hexdigest()[:16])
 
     def check(self, known_themes: Sequence[str] | None = None) -> Decision:
-        """Return ``self`` when it is a usable decision; raise ``ValueError`` saying what is wrong."""
+        """Return ``self`` when it is a usable decision; raise ``LabelError`` (a ``ValueError``) saying what is wrong."""
         where = f"Decision {self.decision_id} (passage {self.passage_id!r})"
         if self.value not in VALUES:
-            raise ValueError(f"{where} has value {self.value!r}; use 'accept' or 'reject'.")
+            raise LabelError(Errors.E501.format(where=where, value=self.value))
         if known_themes is not None and self.theme not in known_themes:
-            raise ValueError(f"{where} names the unknown theme {self.theme!r}; see corpus/codebook.yaml.")
+            raise LabelError(Errors.E502.format(where=where, theme=self.theme))
         for name in ("passage_id", "doc_id", "text", "annotator", "time", "theme"):
             if not str(getattr(self, name) or "").strip():
-                raise ValueError(f"{where} has an empty {name}.")
+                raise LabelError(Errors.E503.format(where=where, field=name))
         return self
 
 
@@ -197,10 +198,10 @@ def read_store(store: Path = DECISIONS_DIR) -> tuple[list[Decision], StoreReadRe
                 continue
             missing = [f for f in _REQUIRED if f not in record]
             if missing:
-                raise ValueError(f"{file.name} line {n} lacks the field(s) {missing}; it is not a decision.")
+                raise LabelError(Errors.E504.format(name=file.name, line=n, missing=missing))
             decisions.append(Decision(**{k: record.get(k) for k in DECISION_FIELDS if k in record}))
     if skipped:
-        warnings.warn(f"Skipped {len(skipped)} torn line(s) in the label store: {skipped[:5]}", stacklevel=2)
+        warnings.warn(Errors.E505.format(count=len(skipped), lines=skipped[:5]), stacklevel=2)
     return decisions, StoreReadReport(len(decisions), skipped)
 
 
