@@ -35,7 +35,8 @@ from typing import Literal
 
 from prefect import flow
 
-from flows.pipeline import find_pdfs, run
+from flows.local import find_pdfs
+from flows.pipeline import run
 from themes.config import DEFAULT_OUT_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
 
 PIPELINE_FLOW = "themes-run"

@@ -129,3 +129,47 @@ def test_dedup_minhash_estimates_match_exact_jaccard_and_lsh_finds_near_copies()
     assert np.abs(errors).max() < 4 * 0.046
     assert abs(errors.mean()) < 0.01
     assert len(near_pairs_found) > 20 and all(near_pairs_found)
+
+
+def test_dedup_band_pairs_equal_datasketch_lsh_candidates():
+    """The numpy banding finds exactly the pairs datasketch's MinHashLSH (same bands, rows) finds."""
+    import numpy as np
+    from datasketch import MinHashLSH
+
+    from themes.config import DEDUP
+    from themes.dedup import band_pairs, minhashes
+
+    rng = np.random.default_rng(7)
+    base = np.unique(rng.integers(0, 2**32, size=60, dtype=np.uint64))
+    sets = [np.unique(np.concatenate([base[: int(rng.integers(30, 60))],
+                                      rng.integers(0, 2**32, size=int(rng.integers(0, 20)), dtype=np.uint64)]))
+            for _ in range(80)]
+    signatures = minhashes(sets)
+    lsh = MinHashLSH(num_perm=DEDUP.bands * DEDUP.rows, params=(DEDUP.bands, DEDUP.rows))
+    for i, signature in enumerate(signatures):
+        lsh.insert(i, signature)
+    expected = {(min(i, j), max(i, j)) for i, s in enumerate(signatures) for j in lsh.query(s) if i != j}
+    assert expected  # the planted overlaps make candidates, and some sets are not candidates
+    assert len(expected) < 80 * 79 // 2
+    assert band_pairs(np.stack([s.hashvalues for s in signatures])) == expected
+
+
+def test_dedup_incremental_signatures_give_the_from_scratch_result(tmp_path):
+    """Signatures cached per document, then one document added: the same clusters as from scratch."""
+    from themes.dedup import cached_signatures, signatures_path
+
+    frame = _corpus()
+    texts_of = {d: list(g["text"]) for d, g in frame.groupby("doc_id", sort=False)}
+    order = pd.concat([frame[frame["doc_id"] == d] for d in texts_of], ignore_index=True)
+    without_last = {d: t for d, t in texts_of.items() if d != "d4"}
+    cached_signatures(tmp_path, "key", without_last)  # the processed corpus
+    assert not signatures_path(tmp_path, "d4", "key").exists()
+    incremental = find_boilerplate(order, precomputed=cached_signatures(tmp_path, "key", texts_of))
+    assert signatures_path(tmp_path, "d4", "key").exists()
+    again = find_boilerplate(order, precomputed=cached_signatures(tmp_path, "key", texts_of))  # all cached
+    scratch = find_boilerplate(order)
+    assert not scratch.dropped.empty
+    for result in (incremental, again):
+        pd.testing.assert_frame_equal(result.dropped, scratch.dropped)
+        pd.testing.assert_frame_equal(result.clusters, scratch.clusters)
+        pd.testing.assert_frame_equal(result.kept, scratch.kept)

@@ -105,3 +105,24 @@ def test_pipeline_flow_metadata_matches_the_covers(run_output):
         row = documents.loc[expected["file"]]
         assert (row["area"], int(row["year"]), row["review_type"]) == (
             expected["area"], expected["year"], expected["review_type"]), expected["file"]
+
+
+def test_pipeline_flow_no_prefect_run_never_imports_prefect(tmp_path):
+    """`themes run --no-prefect` runs without importing Prefect (its import costs about a second)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['themes', 'run', '--corpus', {str(SAMPLE_DIR)!r}, '--out', {str(tmp_path / 'out')!r},"
+        " '--no-prefect', '--no-progress']\n"
+        "try:\n    runpy.run_module('themes.cli', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('PREFECT', sorted(m for m in sys.modules if m.split('.')[0] == 'prefect')[:3])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=False,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "PREFECT []" in done.stdout
+    assert (tmp_path / "out" / "prevalence.csv").is_file()

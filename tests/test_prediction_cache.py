@@ -136,7 +136,7 @@ def test_prediction_cache_a_copied_file_is_one_document_in_the_counts(corpus, tm
 
 
 def test_prediction_cache_changed_segment_settings_reclassify_the_new_passages(corpus, tmp_path, monkeypatch):
-    import flows.pipeline as pipeline_module
+    import flows.local as pipeline_module
     from themes.config import SegmentSettings
 
     out = tmp_path / "out"

@@ -79,7 +79,7 @@ def progress_bar(enabled: bool = True) -> Iterator[None]:
         TimeRemainingColumn,
     )
 
-    from flows.pipeline import progress_listener
+    from flows.local import progress_listener
 
     start = time.monotonic()
     bar = Progress(TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TextColumn("documents"),
@@ -127,15 +127,19 @@ def run(
     if dask and dask_address:
         raise typer.BadParameter(Errors.E002, param_hint="--dask-address")
     apply_prefect_environment()
-    from flows.pipeline import SECTION_CHOICES
-    from flows.pipeline import run as run_flow
+    from flows.local import SECTION_CHOICES, run_without_prefect
 
     if sections not in SECTION_CHOICES:
         raise typer.BadParameter(Errors.E003.format(value=sections, choices=", ".join(SECTION_CHOICES)),
                                  param_hint="--sections")
     with progress_bar(progress):
-        result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
-                          sections=sections, ocr=ocr, prefect=prefect)
+        if prefect or dask or dask_address:  # flows.pipeline imports Prefect (about a second)
+            from flows.pipeline import run as run_flow
+
+            result = run_flow(str(corpus), str(out), model, workers, dask=dask, dask_address=dask_address,
+                              sections=sections, ocr=ocr, prefect=prefect)
+        else:
+            result = run_without_prefect(str(corpus), str(out), model, workers, sections=sections, ocr=ocr)
     if summary_json:
         summary_json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     Console().print(prevalence_table(

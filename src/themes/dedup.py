@@ -7,12 +7,14 @@ aside before counting.
 
 Method: each passage becomes the set of its word 5-shingles (lower-cased; paragraph number,
 punctuation and the letter of pseudonyms such as "Child D" removed), kept as their CRC-32 values.
-datasketch's MinHash signatures of those sets are banded for locality-sensitive hashing
-(``MinHashLSH``) to find candidate pairs; every candidate pair is then checked with the exact
-Jaccard similarity of the shingle sets, so LSH only decides which pairs are looked at. Pairs at or
-above the threshold are joined into clusters (single linkage: scipy's connected components). A
-cluster that spans at least ``min_documents`` documents is boilerplate, and all of its passages
-are dropped.
+datasketch's MinHash signatures of those sets are banded for locality-sensitive hashing (the
+buckets of datasketch's ``MinHashLSH``, found by sorting each band with numpy) to find candidate
+pairs; every candidate pair is then checked with the exact Jaccard similarity of the shingle sets,
+so LSH only decides which pairs are looked at. A document's shingles and signatures depend on its
+text alone and are cached beside its passages (:func:`cached_signatures`), so adding a document
+to a processed corpus computes only its own. Pairs at or above the threshold are joined into
+clusters (single linkage: scipy's connected components). A cluster that spans at least
+``min_documents`` documents is boilerplate, and all of its passages are dropped.
 
 Why ``min_documents = 3`` by default (the passage recurs in at least two *other* documents): a
 verbatim pair is as often a quotation of a real finding (a partnership's annual learning report
@@ -23,16 +25,22 @@ review it came from; text repeated across three or more reviews is template or g
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import itertools
 import re
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from themes import store
 from themes.config import DEDUP, DedupSettings
 
 _PARA_NUMBER = re.compile(r"^\s*(?:\(?[0-9]{1,3}(?:\.[0-9]{1,3})*\)?\.?|[a-z]\))\s+", re.IGNORECASE)
@@ -112,21 +120,122 @@ def minhashes(hash_sets: list[np.ndarray], settings: DedupSettings = DEDUP) -> l
 
 
 def candidate_pairs(signatures: list[MinHash], settings: DedupSettings = DEDUP) -> set[tuple[int, int]]:
-    """Index pairs (i < j) that share a band of their signatures: datasketch's banded LSH."""
-    lsh = MinHashLSH(num_perm=settings.bands * settings.rows, params=(settings.bands, settings.rows))
-    with lsh.insertion_session() as session:
-        for i, signature in enumerate(signatures):
-            session.insert(i, signature, check_duplication=False)
-    return {(min(i, j), max(i, j)) for i, signature in enumerate(signatures) for j in lsh.query(signature) if i != j}
+    """Index pairs (i < j) that share a band of their signatures: banded LSH."""
+    if not signatures:
+        return set()
+    return band_pairs(np.stack([s.hashvalues for s in signatures]), settings)
 
 
-def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) -> DedupResult:
+def band_pairs(hashvalues: np.ndarray, settings: DedupSettings = DEDUP) -> set[tuple[int, int]]:
+    """Row pairs (i < j) of a (signatures x hash functions) array equal on all ``rows`` values of
+    at least one of the ``bands`` bands: the candidate pairs of datasketch's ``MinHashLSH`` with
+    ``params=(bands, rows)``, found by sorting each band instead of a dict insert per band and
+    signature (which took seconds on a corpus of 100 reports)."""
+    pairs: set[tuple[int, int]] = set()
+    rows = settings.rows
+    for b in range(settings.bands):
+        band = np.ascontiguousarray(hashvalues[:, b * rows : (b + 1) * rows])
+        _, bucket = np.unique(band, axis=0, return_inverse=True)
+        bucket = bucket.ravel()
+        order = np.argsort(bucket, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(bucket[order]) != 0])
+        sizes = np.diff(np.r_[starts, len(order)])
+        for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            pairs.update(itertools.combinations(sorted(order[start : start + size].tolist()), 2))
+    return pairs
+
+
+# -- per-document signatures, cached beside the document's passages ------------------------------
+
+@dataclass
+class Signatures:
+    """What de-duplication computes from each passage's text alone: its shingles as sorted unique
+    CRC-32 values, and the MinHash values of the set (one row per passage; zeros for a passage
+    too short to be boilerplate)."""
+
+    sets: list[np.ndarray]
+    hashvalues: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: Sequence[Signatures]) -> Signatures:
+        if not parts:
+            return cls([], np.zeros((0, 0), dtype=np.uint64))
+        return cls([s for p in parts for s in p.sets], np.concatenate([p.hashvalues for p in parts]))
+
+
+def signatures(texts: Iterable[str], settings: DedupSettings = DEDUP) -> Signatures:
+    """The :class:`Signatures` of passages' texts."""
+    sets = [_shingle_hashes(str(t), settings.shingle_words) for t in texts]
+    hashvalues = np.zeros((len(sets), settings.bands * settings.rows), dtype=np.uint64)
+    eligible = [i for i, s in enumerate(sets) if len(s) >= settings.min_shingles]
+    for i, signature in zip(eligible, minhashes([sets[i] for i in eligible], settings)):
+        hashvalues[i] = signature.hashvalues
+    return Signatures(sets, hashvalues)
+
+
+@functools.cache
+def _signatures_version(settings: DedupSettings) -> str:
+    """Folder name for cached signatures: the settings and this module's code."""
+    h = hashlib.sha256(repr(settings).encode())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def signatures_path(cache_dir: Path, doc_id: str, ingest_key: str, settings: DedupSettings = DEDUP) -> Path:
+    """``<cache>/<ingest key>/dedup-<settings and code>/<doc_id>.npz``: beside the document's
+    cached passages, keyed like them, so the same passages always get the same signatures."""
+    folder = store.cache_path(cache_dir, doc_id, ingest_key).parent
+    return folder / f"dedup-{_signatures_version(settings)}" / f"{doc_id}.npz"
+
+
+def cached_signatures(
+    cache_dir: Path, ingest_key: str, texts_of: dict[str, list[str]], settings: DedupSettings = DEDUP
+) -> Signatures:
+    """Every document's passage signatures, in the order of ``texts_of`` (doc_id -> its passages'
+    texts): loaded from the cache, or computed and cached. Adding one document to a processed
+    corpus computes that document's signatures only."""
+    parts = []
+    for doc_id, texts in texts_of.items():
+        path = signatures_path(cache_dir, doc_id, ingest_key, settings)
+        part = _load_signatures(path, len(texts))
+        if part is None:
+            part = signatures(texts, settings)
+            store.atomic_write(path, functools.partial(_save_signatures, part))
+        parts.append(part)
+    return Signatures.concat(parts)
+
+
+def _save_signatures(part: Signatures, tmp: Path) -> None:
+    lengths = np.array([len(s) for s in part.sets], dtype=np.int64)
+    flat = np.concatenate(part.sets) if part.sets else np.zeros(0, dtype=np.uint64)
+    with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to the temporary name
+        np.savez(fh, lengths=lengths, shingles=flat.astype(np.uint32), hashvalues=part.hashvalues)
+
+
+def _load_signatures(path: Path, n_passages: int) -> Signatures | None:
+    """Cached signatures, or None when missing, unreadable or for another number of passages."""
+    try:
+        with np.load(path) as data:
+            lengths, flat, hashvalues = data["lengths"], data["shingles"], data["hashvalues"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if len(lengths) != n_passages or len(hashvalues) != n_passages:
+        return None
+    sets = np.split(flat.astype(np.uint64), np.cumsum(lengths)[:-1]) if n_passages else []
+    return Signatures(sets, hashvalues)
+
+
+def find_boilerplate(
+    passages: pd.DataFrame, settings: DedupSettings = DEDUP, precomputed: Signatures | None = None
+) -> DedupResult:
     """Split passages into kept ones and boilerplate repeated across documents.
 
     Args:
         passages: one row per passage with at least ``passage_id``, ``doc_id`` and ``text``
             (``page`` and ``section`` are carried into the dropped table when present).
         settings: shingle size, similarity threshold, how many documents make boilerplate.
+        precomputed: the rows' :class:`Signatures` under ``settings`` (e.g. from
+            :func:`cached_signatures`), in row order; computed here when not given.
 
     Returns:
         ``kept`` (the input rows not dropped, in input order), ``dropped`` (one row per dropped
@@ -139,7 +248,9 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
     frame = passages.reset_index(drop=True)
     # Each passage's shingles as sorted CRC-32 values (the hashes MinHash uses anyway): about 8 bytes
     # a shingle instead of a Python string in a set, which was most of a large run's peak memory.
-    sets = [_shingle_hashes(str(t), settings.shingle_words) for t in frame["text"]]
+    fits = precomputed is not None and len(precomputed.sets) == len(frame)
+    sig = precomputed if fits else signatures(frame["text"], settings)
+    sets = sig.sets
     eligible = [i for i, s in enumerate(sets) if len(s) >= settings.min_shingles]
     if len(eligible) < 2:
         return DedupResult(kept=passages.copy(), settings=settings)
@@ -160,8 +271,7 @@ def find_boilerplate(passages: pd.DataFrame, settings: DedupSettings = DEDUP) ->
         if len(doc_set) > 1:
             best[idx] = 1.0
     if len(unique) >= 2:
-        signatures = minhashes([sets[idx[0]] for idx in unique], settings)
-        for x, y in candidate_pairs(signatures, settings):
+        for x, y in band_pairs(sig.hashvalues[[idx[0] for idx in unique]], settings):
             i, j = unique[x][0], unique[y][0]
             similarity = _jaccard_sorted(sets[i], sets[j])
             if similarity < settings.threshold:
