@@ -28,6 +28,7 @@ from themes import dedup, ingest, predict, report, store
 from themes.codebook import codebook_hash, theme_labels
 from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
 from themes.correction import correction_from_card
+from themes.errors import ArgumentError, Errors
 from themes.registry import LazyModel
 from themes.types import Document, Passage
 
@@ -417,11 +418,11 @@ def run(corpus: str, out: str, model: str | None = None, workers: int | None = N
     ``prefect=False`` the same stages run without a flow (no API start-up, no UI record).
     """
     if sections not in SECTION_CHOICES:
-        raise ValueError(f"Unknown sections {sections!r}: use one of {', '.join(SECTION_CHOICES)}.")
+        raise ArgumentError(Errors.E701.format(value=sections, choices=", ".join(SECTION_CHOICES)))
     workers = workers or default_workers()
     if not prefect:
         if dask or dask_address:
-            raise ValueError("Dask reading runs inside the Prefect flow: drop --no-prefect.")
+            raise ArgumentError(Errors.E702)
         result = run_pipeline(corpus, out, model, None, sections, ocr, workers)
         result.pop("_documents_df"), result.pop("_written")
         return result

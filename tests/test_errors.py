@@ -11,7 +11,10 @@ import pytest
 
 from themes.errors import Errors, code_of, one_sentence
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "themes"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "themes"
+#: Where codes are used: the package and the Prefect flows (the E7xx codes).
+USERS = (SRC, ROOT / "flows")
 ERRORS_PY = SRC / "errors.py"
 
 
@@ -70,7 +73,7 @@ def test_errors_placeholders_fill_and_the_code_leads(code: str) -> None:
 
 def test_errors_every_code_is_used_in_src() -> None:
     used: set[str] = set()
-    for path in SRC.rglob("*.py"):
+    for path in (p for folder in USERS for p in folder.rglob("*.py")):
         if path == ERRORS_PY:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
