@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from themes.errors import Errors, code_of, one_sentence
+from themes.errors import ArgumentError, Errors, code_of, error_line, one_sentence
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "themes"
@@ -106,3 +106,9 @@ def test_errors_one_sentence_collapses_and_cuts_a_library_message() -> None:
     assert one_sentence(KeyError("Font")) == "'Font'"
     cut = one_sentence("x" * 500, limit=50)
     assert len(cut) == 50 and cut.endswith("…")
+
+
+def test_errors_error_line_shows_the_code_in_front_on_one_line() -> None:
+    coded = ArgumentError(Errors.E702)
+    assert error_line(coded) == "error[E702]: Dask reading runs inside the Prefect flow: drop --no-prefect."
+    assert error_line(ValueError("plain\n  words")) == "error: plain words"
