@@ -263,7 +263,7 @@ def run_pipeline(
         # set; a card without a document evaluation counts with the default rule, uncorrected.
         correction = correction_from_card(loaded.card)
         if correction is None:
-            log.info("Model %s has no document evaluation in its card: shares are not corrected", loaded.version)
+            log.info(Errors.E712.format(version=loaded.version))
         aggregates = agg.aggregate(
             documents_df, passages_df, predictions_df, themes, correction=correction,
             sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,

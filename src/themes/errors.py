@@ -22,7 +22,8 @@ E7xx   flows
 
 Errors are raised as :class:`ThemesError` subclasses whose message is one of these (the ``code``
 property reads it back); each also subclasses the built-in exception callers already catch, so
-``except ValueError`` keeps working. The command line prints ``error[E301]: ...`` for any of them.
+``except ValueError`` keeps working. The command line (and ``python -m flows.serve``) prints
+``error[E301]: ...`` for any of them (:func:`error_line`).
 
 Each message is one sentence (a per-file error is a product promise: one line in
 ``documents.csv``) ending in a full stop; placeholders name what they hold (``{name}`` is always a
@@ -322,6 +323,9 @@ class Errors(metaclass=_WithCodes):
             "in $PREFECT_HOME, says why.")
     E711 = ("The Prefect server did not answer {url} within {timeout_s:.0f} s; raise "
             "--startup-timeout to wait longer.")
+    # Logged by a run: it goes on.
+    E712 = ("Model {version} has no document evaluation in its card: shares are not corrected (run "
+            "`themes evaluate --documents corpus/doc-eval --write-card` to add one).")
 # fmt: on
 
 
