@@ -23,6 +23,7 @@ from themes import dedup, ingest, predict, report, store
 from themes.codebook import codebook_hash, theme_labels
 from themes.config import INGEST, SEGMENT, IngestSettings
 from themes.correction import correction_from_card
+from themes.errors import Errors
 from themes.registry import LazyModel
 from themes.types import Document, Passage
 
@@ -243,7 +244,7 @@ def run_pipeline(
         # set; a card without a document evaluation counts with the default rule, uncorrected.
         correction = correction_from_card(loaded.card)
         if correction is None:
-            log.info("Model %s has no document evaluation in its card: shares are not corrected", loaded.version)
+            log.info(Errors.E712.format(version=loaded.version))
         aggregates = agg.aggregate(
             documents_df, passages_df, predictions_df, themes, correction=correction,
             sections=SECTION_CHOICES[sections], boilerplate=boilerplate.dropped,

@@ -30,6 +30,7 @@ from flows.local import (
 )
 from themes import ingest, store
 from themes.config import DEFAULT_OUT_DIR, INGEST, SAMPLE_DIR, SEGMENT, IngestSettings
+from themes.errors import ArgumentError, Errors
 from themes.types import Document, Passage
 
 
@@ -174,11 +175,11 @@ def run(corpus: str, out: str, model: str | None = None, workers: int | None = N
     ``prefect=False`` the same stages run without a flow (no API start-up, no UI record).
     """
     if sections not in SECTION_CHOICES:
-        raise ValueError(f"Unknown sections {sections!r}: use one of {', '.join(SECTION_CHOICES)}.")
+        raise ArgumentError(Errors.E701.format(value=sections, choices=", ".join(SECTION_CHOICES)))
     workers = workers or default_workers()
     if not prefect:
         if dask or dask_address:
-            raise ValueError("Dask reading runs inside the Prefect flow: drop --no-prefect.")
+            raise ArgumentError(Errors.E702)
         return run_without_prefect(corpus, out, model, workers, sections, ocr)
     if not (dask or dask_address):
         return pipeline(corpus=corpus, out=out, model=model, sections=sections, ocr=ocr,

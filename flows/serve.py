@@ -38,6 +38,7 @@ from prefect import flow
 from flows.local import find_pdfs
 from flows.pipeline import run
 from themes.config import DEFAULT_OUT_DIR, MODELS_DIR, PROJECT_ROOT, SAMPLE_DIR
+from themes.errors import ArgumentError, Errors, PortError, ServerError, ThemesError, error_line
 
 PIPELINE_FLOW = "themes-run"
 PIPELINE_DEPLOYMENT = "pipeline"
@@ -74,27 +75,23 @@ def check_served_parameters(
     that ``--allow-dask`` named.
 
     Raises:
-        ValueError: naming the parameter, its value and what is allowed.
+        ArgumentError (a ValueError), E703-E707: naming the parameter, its value and what is allowed.
     """
     roots = served_roots()
     allowed = ", ".join(str(r) for r in roots)
     if _under(corpus, roots + [SAMPLE_DIR]) is None:
-        raise ValueError(f"Refusing corpus={corpus!r}: served runs may only read folders under {allowed} "
-                         "(start the server with --allow DIR to add one).")  # fmt: skip
+        raise ArgumentError(Errors.E703.format(value=corpus, allowed=allowed))
     if _under(out, roots) is None:
-        raise ValueError(f"Refusing out={out!r}: served runs may only write under {allowed} "
-                         "(start the server with --allow DIR to add one).")  # fmt: skip
+        raise ArgumentError(Errors.E704.format(value=out, allowed=allowed))
     looks_like_path = model and ("/" in model or os.sep in model or model.startswith("."))
     if looks_like_path and _under(model, roots + [MODELS_DIR]) is None:  # type: ignore[arg-type]
-        raise ValueError(f"Refusing model={model!r}: give a version name from {MODELS_DIR} or a "
-                         f"folder under {allowed}.")  # fmt: skip
+        raise ArgumentError(Errors.E705.format(value=model, models_dir=MODELS_DIR, allowed=allowed))
     if not 1 <= int(workers) <= MAX_SERVED_WORKERS:
-        raise ValueError(f"Refusing workers={workers}: served runs use 1 to {MAX_SERVED_WORKERS}.")
+        raise ArgumentError(Errors.E706.format(value=workers, limit=MAX_SERVED_WORKERS))
     if dask_address:
         permitted = [a for a in os.environ.get(ALLOW_DASK_ENV, "").split(",") if a]
         if dask_address not in permitted:
-            raise ValueError(f"Refusing dask_address={dask_address!r}: served runs may only use a "
-                             "scheduler named with --allow-dask when the server started.")  # fmt: skip
+            raise ArgumentError(Errors.E707.format(value=dask_address))
 
 
 @flow(name=PIPELINE_FLOW, log_prints=True)
@@ -190,21 +187,19 @@ def free_port(preferred: int | None = DEFAULT_PORT, host: str = HOST) -> int:
             except OSError:
                 continue
             return sock.getsockname()[1]
-    raise OSError(f"No free port on {host}.")
+    raise PortError(Errors.E708.format(host=host))
 
 
 def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = None) -> float:
     """Poll ``url`` until it answers 200; return the seconds waited.
 
     Raises:
-        RuntimeError: the process exited first, or ``timeout_s`` passed.
+        ServerError (a RuntimeError): E710 the process exited first, or E711 ``timeout_s`` passed.
     """
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"The Prefect server exited with code {process.returncode} before {url} answered."
-            )
+            raise ServerError(Errors.E710.format(code=process.returncode, url=url))
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -212,7 +207,7 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    raise RuntimeError(f"The Prefect server did not answer {url} within {timeout_s:.0f} s.")
+    raise ServerError(Errors.E711.format(url=url, timeout_s=timeout_s))
 
 
 def start_server(host: str, port: int, log_file: Path) -> subprocess.Popen:
@@ -381,8 +376,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until stopped; a coded error ends it with one ``error[E7xx]: ...`` line and status 1."""
+    try:
+        return serve_until_stopped(parse_args(argv))
+    except ThemesError as err:
+        if os.environ.get("THEMES_DEBUG") == "1":
+            raise
+        print(error_line(err), file=sys.stderr, flush=True)
+        return 1
+
+
+def serve_until_stopped(args: argparse.Namespace) -> int:
     """Start the server, serve the deployments until stopped, then stop everything started."""
-    args = parse_args(argv)
     pid_file = args.pid_file or default_pid_file()
     # SIGTERM (``make server-stop``, ``kill PID``) unwinds through the clean-up below; once
     # serving, Prefect's runner installs an equivalent handler (which leaves a harmless warning).
@@ -395,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     roots = args.allow or [Path(args.corpus), Path(args.out)]
     os.environ[ALLOW_ENV] = os.pathsep.join(str(r.expanduser().resolve()) for r in roots)
     os.environ[ALLOW_DASK_ENV] = ",".join(args.allow_dask)
+    if args.port and free_port(args.port, args.host) != args.port:
+        raise PortError(Errors.E709.format(port=args.port, host=args.host))
     port = args.port or free_port(DEFAULT_PORT, args.host)
     client_host = HOST if args.host in ("0.0.0.0", "::", "") else args.host
     url = f"http://{client_host}:{port}"

@@ -120,8 +120,9 @@ def test_aggregate_section_filter_applies_before_counting():
     assert findings.prevalence["n_documents"].eq(4).all()  # the denominator stays every readable review
     assert findings.settings["passages_outside_sections"] == 2
     assert findings.settings["documents_without_counted_passages"] == 1  # d has no section
-    with pytest.raises(ValueError, match="findings"):
+    with pytest.raises(ValueError, match="findings") as error:
         aggregate(*_two_theme_run(), ["t"], sections=("findings",))
+    assert error.value.code == "E602"
 
 
 def test_aggregate_boilerplate_is_not_counted_and_passages_sit_beside_documents():
@@ -210,5 +211,6 @@ def test_aggregate_files_with_the_same_content_count_as_one_document():
 
 
 def test_aggregate_wilson_refuses_more_successes_than_trials():
-    with pytest.raises(ValueError, match="3 of 2"):
+    with pytest.raises(ValueError, match="3 of 2") as error:
         wilson_interval(3, 2)
+    assert error.value.code == "E601"

@@ -92,6 +92,22 @@ def test_classify_rejects_labels_of_wrong_shape():
         ThemeClassifier(themes=THEMES).fit(["a", "b"], np.zeros((2, 3)))
 
 
+def test_classify_theme_with_one_class_asks_for_examples():
+    texts = ["the school was not told", "the plan was reviewed", "a strategy meeting was held"]
+    y = np.zeros((3, len(THEMES)), dtype=int)
+    y[:, 1] = [1, 0, 1]  # the first theme is never present
+    with pytest.raises(ValueError, match=f"{THEMES[0]!r} has only one class") as error:
+        ThemeClassifier(themes=THEMES, calibrate=False, use_chars=False).fit(texts, y)
+    assert error.value.code == "E406"
+
+
+def test_classify_needs_one_kind_of_feature():
+    bare = ThemeClassifier(themes=THEMES, use_words=False, use_scope=False, use_chars=False)
+    with pytest.raises(ValueError, match="at least one of use_words") as error:
+        bare.fit(["a", "b"], np.array([[0, 1], [1, 0]]))
+    assert error.value.code == "E407"
+
+
 # -- the shipped default model tells a failing from a mention --------------------------------
 # Pairs written for this test (not in the training data): the same topic, once as a failing in
 # practice, once as good practice, a negation or another sense of the words.

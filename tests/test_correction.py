@@ -64,8 +64,9 @@ def test_correction_corrected_is_nan_without_usable_error_counts():
 
 
 def test_correction_classifier_error_rejects_negative_counts():
-    with pytest.raises(ValueError, match="fp"):
+    with pytest.raises(ValueError, match="fp") as error:
         ClassifierError("t", 1, 1, 1, -1)
+    assert error.value.code == "E606"
 
 
 def test_correction_document_errors_count_documents_not_passages():

@@ -97,8 +97,9 @@ def test_dedup_short_repeats_are_never_boilerplate():
 
 
 def test_dedup_names_the_missing_column():
-    with pytest.raises(ValueError, match="doc_id"):
+    with pytest.raises(ValueError, match="doc_id") as error:
         find_boilerplate(pd.DataFrame({"passage_id": ["a"], "text": ["x"]}))
+    assert error.value.code == "E607"
 
 
 def test_dedup_minhash_estimates_match_exact_jaccard_and_lsh_finds_near_copies():

@@ -28,6 +28,7 @@ from themes.doceval import (
     DocumentSet,
     choose_presence_rule,
     document_evaluation,
+    evaluate_documents,
     write_card_evaluation,
 )
 from themes.ingest import doc_id_of
@@ -165,6 +166,26 @@ def test_doceval_document_evaluation_is_json_ready_and_goes_into_the_card_alone(
     correction = correction_from_card(saved)
     assert correction is not None and correction.rule.kind == evaluation["rule"]["kind"]
     assert "Document-level evaluation" in (folder / "card.md").read_text()
+
+
+def test_doceval_folder_and_card_problems_are_coded(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No PDFs in") as error:
+        evaluate_documents(tmp_path)
+    assert error.value.code == "E419"
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    with pytest.raises(FileNotFoundError, match="a.pdf has no expected/a.json") as error:
+        evaluate_documents(tmp_path)
+    assert error.value.code == "E417"
+    folder = tmp_path / "models" / "m-1"
+    folder.mkdir(parents=True)
+    (folder / "model.skops").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="has no card.json") as error:
+        write_card_evaluation("m-1", {"model_version": "m-1"}, tmp_path / "models")
+    assert error.value.code == "E421"
+    (folder / "card.json").write_text(json.dumps({"version": "m-1"}))
+    with pytest.raises(ValueError, match="of model m-0, not m-1") as error:
+        write_card_evaluation("m-1", {"model_version": "m-0"}, tmp_path / "models")
+    assert error.value.code == "E420"
 
 
 # -- the shipped default model's card -----------------------------------------------------------

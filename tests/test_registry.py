@@ -61,14 +61,24 @@ def test_registry_refuses_a_model_holding_exec_and_never_runs_its_text(tmp_path:
     with pytest.raises(ValueError, match=r"builtins\.exec") as refused:
         loaded = load_model(folder)
         loaded.model.transform([f"open({str(marker)!r}, 'w').write('ran')"])
-    assert "\n" not in str(refused.value)
+    assert "\n" not in str(refused.value) and refused.value.code == "E404"
     assert not marker.exists()
 
 
 def test_registry_refuses_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / MODEL_FILE).write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a skops model file"):
+    with pytest.raises(ValueError, match="not a skops model file") as refused:
         load_model(tmp_path)
+    assert refused.value.code == "E403"
+
+
+def test_registry_missing_default_and_unknown_version_are_coded(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="No default model") as missing:
+        load_model(None, models_dir=tmp_path)
+    assert missing.value.code == "E401"
+    with pytest.raises(FileNotFoundError, match="expected model.skops there|No model at") as unknown:
+        load_model("no-such-version", models_dir=tmp_path)
+    assert unknown.value.code == "E402"
 
 
 def test_registry_prefetched_model_predicts_like_a_loaded_one():

@@ -96,8 +96,9 @@ def test_retrain_promote_and_rollback_walk_the_history(three_models):
     assert registry.default_version(models) == "v3"
     assert registry.rollback(models) == "v2" and registry.default_version(models) == "v2"
     assert registry.rollback(models) == "v1"
-    with pytest.raises(ValueError, match="Nothing to roll back to"):
+    with pytest.raises(ValueError, match="Nothing to roll back to") as error:
         registry.rollback(models)
+    assert error.value.code == "E405"
     assert registry.rollback(models, to="v3") == "v3"
     actions = [(h["action"], h["from"], h["to"]) for h in registry.history(models)]
     assert actions[-1] == ("rollback", "v1", "v3") and actions[0] == ("promote", None, "v1")
@@ -119,7 +120,9 @@ def test_retrain_models_cli_promote_rollback_history_compare(three_models):
     result = runner.invoke(app, ["models", "history", "--models-dir", models])
     assert result.output.count("  promote  ") == 2 and "rollback  v2 -> v1" in result.output
     result = runner.invoke(app, ["models", "promote", "v9", "--models-dir", models])
-    assert result.exit_code != 0 and "v9" in result.output
+    assert result.exit_code != 0 and "v9" in result.output and "[E402]" in result.output
+    result = runner.invoke(app, ["models", "rollback", "--models-dir", str(three_models / "none")])
+    assert result.exit_code != 0 and "[E405]" in result.output and "Nothing to roll back to" in result.output
     result = runner.invoke(app, ["models", "compare", "v1", "v2", "--models-dir", models])
     assert result.exit_code == 0 and "| measure | v1 | v2 | change |" in " ".join(result.output.split())
 

@@ -48,9 +48,10 @@ def run(run_dir):
 
 
 def test_review_load_run_names_a_folder_that_is_not_a_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="passages.parquet"):
+    with pytest.raises(FileNotFoundError, match="passages.parquet") as error:
         (tmp_path / "documents.csv").write_text("doc_id\n")
         review.load_run(tmp_path)
+    assert error.value.code == "E422"
 
 
 def test_review_filter_by_theme_score_band_document_year_and_area(run):
@@ -62,8 +63,9 @@ def test_review_filter_by_theme_score_band_document_year_and_area(run):
     assert set(review.filter_passages(run, "optimism_bias", document="child c")["doc_id"]) == {DOCS[2][0]}
     assert set(review.filter_passages(run, "optimism_bias", review_type="SCR")["year"]) == {2019}
     assert review.filter_passages(run, "optimism_bias", tagged=True)["score"].min() >= 0.5
-    with pytest.raises(ValueError, match="no scores"):
+    with pytest.raises(ValueError, match="no scores") as error:
         review.filter_passages(run, "neglect")
+    assert error.value.code == "E423"
 
 
 def test_review_filter_shows_current_labels_and_hides_decided(run, tmp_path):
@@ -80,6 +82,19 @@ def test_review_neighbours_are_the_paragraphs_around_in_the_same_document(run):
     before, after = review.neighbours(run, pid, 1, 2)
     assert before.empty  # first passage of its document: nothing from document a
     assert list(after["char_start"]) == [100, 200] and set(after["doc_id"]) == {"b" * 64}
+
+
+def test_review_unknown_passage_blank_annotator_and_finished_queue_are_coded(run, tmp_path):
+    with pytest.raises(KeyError, match="'nope' is not in the run") as error:
+        review.neighbours(run, "nope")
+    assert error.value.code == "E424"
+    queue = review.filter_passages(run, "optimism_bias", limit=1)
+    with pytest.raises(ValueError, match="needs an annotator name") as error:
+        review.ReviewSession(run, queue, " ", tmp_path)
+    assert error.value.code == "E425"
+    with pytest.raises(IndexError, match="queue is finished") as error:
+        review.ReviewSession(run, queue.head(0), "alice", tmp_path).decide("accept")
+    assert error.value.code == "E426"
 
 
 def test_review_highlight_marks_driving_terms_and_escapes_html():
@@ -170,8 +185,9 @@ def test_notebook_params_come_from_the_environment(monkeypatch, tmp_path):
     params = notebook.NotebookParams.from_env(annotator="jo")
     assert (params.out, params.demo_decisions, params.fast, params.annotator) == (tmp_path / "o", 7, True, "jo")
     assert params.retrain_params()["params"] == {"use_chars": False}
-    with pytest.raises(ValueError, match="Unknown notebook parameter"):
+    with pytest.raises(ValueError, match="NotebookParams has no parameter 'colour'") as error:
         notebook.NotebookParams.from_env(colour="red")
+    assert error.value.code == "E013"
 
 
 def test_review_filter_widget_refills_the_queue_as_filter_passages_would(run, tmp_path):

@@ -237,6 +237,42 @@ def test_serve_symlink_out_of_an_allowed_root_is_refused(tmp_path, monkeypatch):
         check_served_parameters(str(tmp_path / "root"), str(tmp_path / "root" / "link"), None, 1, None)
 
 
+def test_serve_refusals_are_coded(tmp_path, monkeypatch):
+    from flows.serve import ALLOW_ENV, check_served_parameters
+
+    monkeypatch.setenv(ALLOW_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="Refusing workers=500") as error:
+        check_served_parameters(str(tmp_path), str(tmp_path), None, 500, None)
+    assert error.value.code == "E706"
+
+
+def test_serve_a_port_in_use_ends_with_one_coded_line(tmp_path, monkeypatch, capsys):
+    from flows import serve
+
+    monkeypatch.setattr(serve.signal, "signal", lambda *_: None)  # leave pytest's SIGTERM alone
+    monkeypatch.setenv(serve.ALLOW_ENV, "")
+    monkeypatch.setenv(serve.ALLOW_DASK_ENV, "")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        status = serve.main(["--port", str(busy), "--pid-file", str(tmp_path / "server.pid")])
+    assert status == 1
+    assert capsys.readouterr().err == f"error[E709]: Port {busy} on 127.0.0.1 is in use; stop what listens " \
+        "there or leave out --port.\n"
+
+
+def test_serve_pipeline_run_refuses_unknown_sections_and_dask_without_prefect(tmp_path):
+    from flows.pipeline import run
+
+    with pytest.raises(ValueError, match="Unknown sections 'nope'") as error:
+        run(str(tmp_path), str(tmp_path / "out"), sections="nope")
+    assert error.value.code == "E701"
+    with pytest.raises(ValueError, match="drop --no-prefect") as error:
+        run(str(tmp_path), str(tmp_path / "out"), dask=True, prefect=False)
+    assert error.value.code == "E702"
+
+
 def test_serve_listens_on_loopback_unless_told_otherwise():
     from flows.serve import parse_args
 

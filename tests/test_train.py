@@ -92,8 +92,9 @@ def test_train_counts_meet_the_evidence_base(labels):
 def test_train_load_labels_names_the_bad_line(tmp_path):
     (tmp_path / "passages-x.jsonl").write_text(json.dumps({"id": "a", "text": "t", "labels": [], "doc": "d"})
                                                + "\n{not json\n")
-    with pytest.raises(ValueError, match="passages-x.jsonl line 2"):
+    with pytest.raises(ValueError, match="passages-x.jsonl line 2") as error:
         load_labels(tmp_path)
+    assert error.value.code == "E518"
 
 
 def test_train_default_model_card_names_its_data_and_keeps_held_out_and_sample_documents_out():

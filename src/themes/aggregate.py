@@ -33,6 +33,7 @@ import pandas as pd
 
 from themes.config import AGGREGATE
 from themes.correction import MIN_YOUDEN, ClassifierError, Correction, corrected_share
+from themes.errors import ArgumentError, Errors
 from themes.presence import FEATURE_COLUMNS, PresenceRule, feature_table
 from themes.types import SECTIONS
 
@@ -44,8 +45,7 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
     if not 0 <= k <= n:
-        raise ValueError(f"Wilson interval of {k} of {n}: successes must lie between 0 and the "
-                         "number of trials (is a document counted twice?).")
+        raise ArgumentError(Errors.E601.format(k=k, n=n))
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -363,9 +363,9 @@ def counted_passages(
     if sections is not None:
         unknown = sorted(set(sections) - set(SECTIONS))
         if unknown:
-            raise ValueError(f"Unknown section(s) {unknown}: choose from {list(SECTIONS)} or None for all.")
+            raise ArgumentError(Errors.E602.format(unknown=unknown, choices=list(SECTIONS)))
         if "section" not in passages:
-            raise ValueError("passages has no 'section' column, so it cannot be filtered by section; pass sections=None.")
+            raise ArgumentError(Errors.E603)
     dropped_ids = set(boilerplate["passage_id"]) if boilerplate is not None and len(boilerplate) else set()
     not_boilerplate = passages[~passages["passage_id"].isin(dropped_ids)]
     counted = not_boilerplate if sections is None else not_boilerplate[not_boilerplate["section"].isin(sections)]

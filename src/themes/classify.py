@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from themes.codebook import load_codebook
+from themes.errors import ArgumentError, Errors, ModelError
 from themes.features import (
     RULE_FEATURE_KINDS,
     char_wb_transform,
@@ -159,7 +160,7 @@ class PerThemeClassifier(ClassifierMixin, BaseEstimator):
             known = y[:, j] >= 0  # -1: this passage was never labelled for this theme
             target = y[known, j]
             if target.min() == target.max():
-                raise ValueError(f"Theme {theme!r} has only one class in the training labels; add examples.")
+                raise ModelError(Errors.E406.format(theme=theme))
             n_minority = int(min(target.sum(), len(target) - target.sum()))
             if self.calibrate and n_minority >= 3:
                 est = CalibratedClassifierCV(make(), method="sigmoid", cv=min(3, n_minority))
@@ -222,7 +223,7 @@ class ThemeClassifier(PerThemeClassifier):
                                           sublinear_tf=True, max_features=60000))
             )
         if not parts:
-            raise ValueError("ThemeClassifier needs at least one of use_words, use_scope, use_chars.")
+            raise ArgumentError(Errors.E407)
         return parts
 
     def _transform(self, texts: Sequence[str]) -> sparse.csr_matrix:

@@ -28,7 +28,7 @@ from themes.config import (
     SAMPLE_DIR,
     apply_prefect_environment,
 )
-from themes.errors import Errors, ThemesError, without_code
+from themes.errors import Errors, ThemesError, error_line
 
 
 class CodedErrorsGroup(TyperGroup):
@@ -42,12 +42,6 @@ class CodedErrorsGroup(TyperGroup):
                 raise
             click.echo(error_line(err), err=True)
             raise typer.Exit(1) from None
-
-
-def error_line(err: ThemesError) -> str:
-    """``error[E301]: <message>``, the one line the CLI prints for a coded error."""
-    message = " ".join(str(err).split())
-    return f"error[{err.code}]: {without_code(message)}" if err.code else f"error: {message}"
 
 
 app = typer.Typer(help="Find the Panel's practice themes in safeguarding review PDFs.", no_args_is_help=True,

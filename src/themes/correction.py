@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from themes.errors import ArgumentError, Errors
 from themes.presence import PresenceRule
 
 #: Below this Youden index (sensitivity + specificity - 1) the Rogan–Gladen denominator is so small
@@ -47,7 +48,7 @@ class ClassifierError:
         for name in ("tp", "fn", "tn", "fp"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"ClassifierError for {self.theme!r}: {name} must be a count >= 0, got {value!r}.")
+                raise ArgumentError(Errors.E606.format(theme=self.theme, field=name, value=value))
 
     @property
     def sensitivity(self) -> float:

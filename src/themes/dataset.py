@@ -21,6 +21,7 @@ import pandas as pd
 
 from themes.config import LABELS_DIR, shared_dir
 from themes.devset import load_real_labels, real_label_file
+from themes.errors import Errors, LabelError, MissingFileError
 from themes.labels import current_labels
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
     """All written labelled passages (``passages-*.jsonl``) as one frame, one row per passage."""
     files = sorted(Path(labels_dir).glob("passages-*.jsonl"))
     if not files:
-        raise FileNotFoundError(f"No labelled passages in {labels_dir}: expected passages-*.jsonl files.")
+        raise MissingFileError(Errors.E415.format(folder=labels_dir))
     rows = []
     for file in files:
         for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
@@ -48,10 +49,11 @@ def load_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{file.name} line {n} is not valid JSON ({err.msg}).") from err
+                raise LabelError(Errors.E518.format(path=file.name, line=n, detail=err.msg)) from err
             missing = [f for f in REQUIRED_FIELDS if f not in row]
             if missing:
-                raise ValueError(f"{file.name} line {n} lacks the field(s) {missing}.")
+                raise LabelError(Errors.E416.format(name=file.name, line=n, missing=missing,
+                                                    required=", ".join(REQUIRED_FIELDS)))
             row["file"] = file.name
             rows.append(row)
     frame = pd.DataFrame(rows)

@@ -42,6 +42,7 @@ from scipy.sparse.csgraph import connected_components
 
 from themes import store
 from themes.config import DEDUP, DedupSettings
+from themes.errors import ArgumentError, Errors
 
 _PARA_NUMBER = re.compile(r"^\s*(?:\(?[0-9]{1,3}(?:\.[0-9]{1,3})*\)?\.?|[a-z]\))\s+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -244,7 +245,7 @@ def find_boilerplate(
     """
     missing = {"passage_id", "doc_id", "text"} - set(passages.columns)
     if missing:
-        raise ValueError(f"passages lacks the column(s) {sorted(missing)} that de-duplication needs.")
+        raise ArgumentError(Errors.E607.format(missing=sorted(missing)))
     frame = passages.reset_index(drop=True)
     # Each passage's shingles as sorted CRC-32 values (the hashes MinHash uses anyway): about 8 bytes
     # a shingle instead of a Python string in a set, which was most of a large run's peak memory.

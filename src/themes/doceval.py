@@ -42,6 +42,7 @@ from themes.correction import (
     corrected_share,
     correction_from_card,
 )
+from themes.errors import Errors, MissingFileError, ModelError, one_sentence
 from themes.presence import (
     FEATURE_COLUMNS,
     RULE_KINDS,
@@ -75,8 +76,7 @@ class DocumentSet:
 def _expected_themes(docs_dir: Path, pdf: Path) -> list[str]:
     file = docs_dir / "expected" / f"{pdf.stem}.json"
     if not file.is_file():
-        raise FileNotFoundError(f"{pdf.name} has no {file.relative_to(docs_dir)}: every evaluation document needs "
-                                "its document-level truth (known_themes) there.")
+        raise MissingFileError(Errors.E417.format(name=pdf.name, expected=file.relative_to(docs_dir)))
     return list(json.loads(file.read_text(encoding="utf-8"))["known_themes"])
 
 
@@ -98,8 +98,8 @@ def _read_documents(pdfs: Sequence[Path], cache_dir: Path | None, workers: int) 
     for document in ingest.ingest_many(todo, workers=workers):
         pdf = by_id.get(document.doc_id) or next(p for p in todo if p.name == Path(document.file).name)
         if document.status != "ok":
-            raise ValueError(f"Evaluation document {pdf.name} could not be read ({document.error_kind}: "
-                             f"{document.error}); fix or remove it before evaluating.")
+            raise ModelError(Errors.E418.format(name=pdf.name, kind=document.error_kind,
+                                                detail=one_sentence(document.error)))
         document.file = pdf.name
         passages = segment.segment(document)
         if cache_dir:
@@ -137,7 +137,7 @@ def evaluate_documents(
     docs_dir = Path(docs_dir)
     pdfs = sorted(p for p in docs_dir.glob("*.pdf") if p.is_file())
     if not pdfs:
-        raise FileNotFoundError(f"No PDFs in {docs_dir}: give the folder of the labelled evaluation documents.")
+        raise MissingFileError(Errors.E419.format(folder=docs_dir))
     truth_by_file = {p: _expected_themes(docs_dir, p) for p in pdfs}
     if model is None or isinstance(model, (str, Path)):
         model = load_model(model)
@@ -434,10 +434,11 @@ def write_card_evaluation(model_version: str | None, evaluation: dict, models_di
     Nothing else in the card changes. Returns the card's folder.
     """
     folder = resolve(model_version, Path(models_dir or MODELS_DIR))
+    if not (folder / CARD_JSON).is_file():
+        raise MissingFileError(Errors.E421.format(folder=folder, card=CARD_JSON))
     card = json.loads((folder / CARD_JSON).read_text(encoding="utf-8"))
     if evaluation.get("model_version") not in (None, "unsaved", card.get("version", folder.name)):
-        raise ValueError(f"This evaluation is of model {evaluation['model_version']}, not {card.get('version')}: "
-                         "evaluate that model before writing its card.")
+        raise ModelError(Errors.E420.format(evaluated=evaluation["model_version"], version=card.get("version")))
     card["document_evaluation"] = {**evaluation, "model_version": card.get("version", folder.name)}
     atomic_write_text(folder / CARD_JSON, json.dumps(card, indent=2, default=str) + "\n")
     atomic_write_text(folder / CARD_MD, render_card(card))

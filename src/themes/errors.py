@@ -22,7 +22,8 @@ E7xx   flows
 
 Errors are raised as :class:`ThemesError` subclasses whose message is one of these (the ``code``
 property reads it back); each also subclasses the built-in exception callers already catch, so
-``except ValueError`` keeps working. The command line prints ``error[E301]: ...`` for any of them.
+``except ValueError`` keeps working. The command line (and ``python -m flows.serve``) prints
+``error[E301]: ...`` for any of them (:func:`error_line`).
 
 Each message is one sentence (a per-file error is a product promise: one line in
 ``documents.csv``) ending in a full stop; placeholders name what they hold (``{name}`` is always a
@@ -80,6 +81,30 @@ class MissingFileError(ThemesError, FileNotFoundError):
 
 class MissingPageError(ThemesError, IndexError):
     """A page number past the end of a PDF."""
+
+
+class ModelError(ThemesError, ValueError):
+    """A saved model, its card or head file, its training labels or its evaluation is unusable."""
+
+
+class MissingExtraError(ThemesError, ImportError):
+    """An optional extra (onnxruntime, sentence-transformers, ...) is not installed."""
+
+
+class UnknownPassageError(ThemesError, KeyError):
+    """A passage id that is not in a run's output."""
+
+
+class QueueFinishedError(ThemesError, IndexError):
+    """A review session was asked to decide after its queue ran out."""
+
+
+class ServerError(ThemesError, RuntimeError):
+    """The Prefect server exited or did not answer."""
+
+
+class PortError(ThemesError, OSError):
+    """No port to serve on: the one asked for is in use, or none is free."""
 
 
 # fmt: off
@@ -144,6 +169,10 @@ class Errors(metaclass=_WithCodes):
             "in {manifest}.")
     E125 = "The reader's memory limit could not be set to {limit_mb} MiB; files are read without it."
 
+    # --- E2xx: segment ---------------------------------------------------------------------------
+    # None: splitting a read document into passages has no error a user can fix (a document with
+    # no text yields no passages); the range stays reserved.
+
     # --- E3xx: codebook and the rule baselines built from it --------------------------------------
     # The file.
     E301 = ("Codebook {path} cannot be read ({reason}); check the path or set it with the codebook "
@@ -180,6 +209,45 @@ class Errors(metaclass=_WithCodes):
     # Themes asked for by id.
     E322 = "Theme {theme!r} is not in codebook {version}; known themes: {known}."
     E323 = "Theme {theme!r} is not one of this baseline's themes ({known})."
+
+    # --- E4xx: model, registry and classify -------------------------------------------------------
+    # The registry: finding and loading a saved model.
+    E401 = "No default model: {pointer} is missing; train one with `themes train`."
+    E402 = "No model at {path}: expected {file} there; give a saved version or its folder."
+    E403 = "Refusing to load {file}: it is not a skops model file ({detail})."
+    E404 = ("Refusing to load {file}: it holds {types}, which themes models never contain, so it "
+            "may run code; use a model saved by `themes train`.")
+    E405 = "Nothing to roll back to: {models_dir} has no earlier default in {history}."
+    # Training and the classifiers.
+    E406 = "Theme {theme!r} has only one class in the training labels; add examples."
+    E407 = "ThemeClassifier needs at least one of use_words, use_scope, use_chars; set one to True."
+    E408 = "OnnxThemeClassifier needs onnxruntime and tokenizers; {hint}."
+    E409 = ("{folder} has no {name}; an ONNX theme model folder needs {model_file}, {tokenizer} "
+            "and {head}.")
+    E410 = "{path} lacks the field(s) {missing}; export the ONNX theme model again."
+    E411 = "{path}: {field} has {rows} rows for {n} themes; export the ONNX theme model again."
+    E412 = "Sentence embeddings need the model package {package!r}; {hint}."
+    E413 = "Sentence embeddings need torch and sentence-transformers; {hint}."
+    E414 = "hybrid={value!r} is not known; use None or 'tfidf'."
+    # The team-written labelled passages.
+    E415 = "No labelled passages in {folder}: expected passages-*.jsonl files."
+    E416 = "{name} line {line} lacks the field(s) {missing}; every labelled passage needs {required}."
+    # Document-level evaluation and the model card.
+    E417 = ("{name} has no {expected}: every evaluation document needs its document-level truth "
+            "(known_themes) there.")
+    E418 = ("Evaluation document {name} could not be read ({kind}: {detail}); fix or remove it "
+            "before evaluating.")
+    E419 = "No PDFs in {folder}: give the folder of the labelled evaluation documents."
+    E420 = ("This evaluation is of model {evaluated}, not {version}: evaluate that model before "
+            "writing its card.")
+    E421 = "Model {folder} has no {card}; save the model with `themes train` to give it a card."
+    # A run's output read back for review.
+    E422 = ("{out} is not a run's output folder: {missing} missing; run `themes run --out {out}` "
+            "first.")
+    E423 = "Theme {theme!r} has no scores in {out}; the run's model scored {themes}."
+    E424 = "Passage {passage!r} is not in the run at {out}."
+    E425 = "A review session needs an annotator name; pass annotator= or set THEMES_ANNOTATOR."
+    E426 = "The review queue is finished; there is no passage to decide."
 
     # --- E5xx: labels: the decision store, annotation-tool exchange, agreement, real sets ---------
     # Decisions and the store.
@@ -222,6 +290,42 @@ class Errors(metaclass=_WithCodes):
     E529 = "Cannot read {name} page {page}: {exc_type}."
     E530 = "Cannot open {path}: {exc_type} {detail}."
     E531 = "{name}: dropped {dropped} of {rows} rows whose text was not rebuilt."
+
+    # --- E6xx: aggregate and report -------------------------------------------------------------
+    E601 = ("Wilson interval of {k} of {n}: successes must lie between 0 and the number of trials "
+            "(is a document counted twice?).")
+    E602 = "Unknown section(s) {unknown}: choose from {choices} or None for all."
+    E603 = ("passages has no 'section' column, so it cannot be filtered by section; pass "
+            "sections=None.")
+    E604 = "PresenceRule kind {kind!r} is unknown: use one of {choices}."
+    E605 = ("The card's logistic rule reads features {features}, not {expected}: re-run "
+            "`themes evaluate --documents ... --write-card`.")
+    E606 = "ClassifierError for {theme!r}: {field} must be a count >= 0, got {value!r}."
+    E607 = "passages lacks the column(s) {missing} that de-duplication needs."
+
+    # --- E7xx: flows: the pipeline flow and the server (python -m flows.serve) --------------------
+    E701 = "Unknown sections {value!r}: use one of {choices}."
+    E702 = "Dask reading runs inside the Prefect flow: drop --no-prefect."
+    # Parameters of served runs: the server has no authentication, so they are checked.
+    E703 = ("Refusing corpus={value!r}: served runs may only read folders under {allowed} (start "
+            "the server with --allow DIR to add one).")
+    E704 = ("Refusing out={value!r}: served runs may only write under {allowed} (start the server "
+            "with --allow DIR to add one).")
+    E705 = ("Refusing model={value!r}: give a version name from {models_dir} or a folder under "
+            "{allowed}.")
+    E706 = "Refusing workers={value}: served runs use 1 to {limit}."
+    E707 = ("Refusing dask_address={value!r}: served runs may only use a scheduler named with "
+            "--allow-dask when the server started.")
+    # Starting the server.
+    E708 = "No free port on {host}; stop another server or give --port."
+    E709 = "Port {port} on {host} is in use; stop what listens there or leave out --port."
+    E710 = ("The Prefect server exited with code {code} before {url} answered; its log, server.log "
+            "in $PREFECT_HOME, says why.")
+    E711 = ("The Prefect server did not answer {url} within {timeout_s:.0f} s; raise "
+            "--startup-timeout to wait longer.")
+    # Logged by a run: it goes on.
+    E712 = ("Model {version} has no document evaluation in its card: shares are not corrected (run "
+            "`themes evaluate --documents corpus/doc-eval --write-card` to add one).")
 # fmt: on
 
 
@@ -234,6 +338,13 @@ def code_of(message: str | None) -> str | None:
 def without_code(message: str) -> str:
     """The message without its leading "[E301] ", for showing the code another way."""
     return _CODE_RE.sub("", message, count=1)
+
+
+def error_line(error: BaseException) -> str:
+    """``error[E301]: <message>``, the one line a command prints for a coded error."""
+    message = " ".join(str(error).split())
+    code = code_of(message)
+    return f"error[{code}]: {without_code(message)}" if code else f"error: {message}"
 
 
 def located(error: BaseException, where: str) -> str:

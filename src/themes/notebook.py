@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from themes.config import CORE_THEMES, DEFAULT_OUT_DIR, LABELS_DIR, MODELS_DIR
+from themes.errors import ArgumentError, Errors
 from themes.labels import DECISIONS_DIR
 
 
@@ -61,7 +62,7 @@ class NotebookParams:
         }
         for key, value in overrides.items():
             if key not in values:
-                raise ValueError(f"Unknown notebook parameter {key!r}; use one of {sorted(values)}.")
+                raise ArgumentError(Errors.E013.format(name="NotebookParams", key=key, allowed=sorted(values)))
             values[key] = Path(value).expanduser() if key.endswith(("_dir", "out")) else value
         return cls(**values)
 

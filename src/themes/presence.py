@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from themes.config import AGGREGATE
+from themes.errors import ArgumentError, Errors, ModelError
 
 #: Per-document features of one theme's passage scores (see :func:`document_features`).
 FEATURE_COLUMNS = ("n_over", "max", "noisy_or", "top3_mean", "n_passages")
@@ -111,7 +112,7 @@ class PresenceRule:
 
     def __post_init__(self) -> None:
         if self.kind not in RULE_KINDS:
-            raise ValueError(f"PresenceRule kind {self.kind!r} is unknown: use one of {', '.join(RULE_KINDS)}.")
+            raise ArgumentError(Errors.E604.format(kind=self.kind, choices=", ".join(RULE_KINDS)))
 
     @classmethod
     def count(cls, k: int = AGGREGATE.min_passages) -> PresenceRule:
@@ -182,8 +183,7 @@ class PresenceRule:
     def from_dict(cls, data: Mapping[str, Any]) -> PresenceRule:
         """The rule :meth:`to_dict` wrote (extra keys such as ``cv`` are ignored)."""
         if "features" in data and list(data["features"]) != list(LOGISTIC_FEATURES):
-            raise ValueError(f"The card's logistic rule reads features {data['features']}, not "
-                             f"{list(LOGISTIC_FEATURES)}: re-run `themes evaluate --documents ... --write-card`.")
+            raise ModelError(Errors.E605.format(features=data["features"], expected=list(LOGISTIC_FEATURES)))
         return cls(kind=data["kind"], k={t: int(v) for t, v in data.get("k", {}).items()},
                    cut={t: float(v) for t, v in data.get("cut", {}).items()},
                    coef={t: [float(c) for c in v] for t, v in data.get("coef", {}).items()},

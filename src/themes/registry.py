@@ -20,6 +20,7 @@ import pandas as pd
 
 from themes import config
 from themes.config import MODELS_DIR
+from themes.errors import Errors, MissingFileError, ModelError, one_sentence
 from themes.tables import document_evaluation_markdown
 
 if TYPE_CHECKING:
@@ -107,9 +108,7 @@ def resolve(model: str | Path | None, models_dir: Path = MODELS_DIR) -> Path:
     if model is None:
         pointer = models_dir / DEFAULT_POINTER
         if not pointer.exists():
-            raise FileNotFoundError(
-                f"No default model: {pointer} is missing; train one with `themes train`."
-            )
+            raise MissingFileError(Errors.E401.format(pointer=pointer))
         model = pointer.read_text().strip()
     path = Path(model)
     if path.is_file():
@@ -117,7 +116,7 @@ def resolve(model: str | Path | None, models_dir: Path = MODELS_DIR) -> Path:
     if not path.is_dir():
         path = models_dir / str(model)
     if not (path / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"No model at {path}: expected {MODEL_FILE} there.")
+        raise MissingFileError(Errors.E402.format(path=path, file=MODEL_FILE))
     return path
 
 
@@ -128,13 +127,10 @@ def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -
     try:
         types = model_file_types(file)
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"Refusing to load {file}: it is not a skops model file ({exc}).") from exc
+        raise ModelError(Errors.E403.format(file=file, detail=one_sentence(exc))) from exc
     unknown = sorted(types - MODEL_TYPES)
     if unknown:
-        raise ValueError(
-            f"Refusing to load {file}: it holds {', '.join(unknown)}, which themes models never "
-            "contain, so it may run code; use a model saved by `themes train`."
-        )
+        raise ModelError(Errors.E404.format(file=file, types=", ".join(unknown)))
     import skops.io as sio
 
     import themes.classify  # noqa: F401 - registers the classes skops will rebuild
@@ -266,7 +262,7 @@ def rollback(models_dir: Path = MODELS_DIR, to: str | None = None, reason: str =
     if to is None:
         stack = _default_chain(models_dir)
         if len(stack) < 2:
-            raise ValueError(f"Nothing to roll back to: {models_dir} has no earlier default in {HISTORY_FILE}.")
+            raise ModelError(Errors.E405.format(models_dir=models_dir, history=HISTORY_FILE))
         to = stack[-2]
         set_default(to, models_dir)
         _log(models_dir, "rollback", current, to, reason)

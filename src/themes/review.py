@@ -30,6 +30,13 @@ from themes import labels as label_store
 from themes.classify import SCOPE_WORDS
 from themes.codebook import load_codebook
 from themes.config import DEFAULT_OUT_DIR, MODELS_DIR
+from themes.errors import (
+    ArgumentError,
+    Errors,
+    MissingFileError,
+    QueueFinishedError,
+    UnknownPassageError,
+)
 from themes.labels import DECISIONS_DIR, Decision
 from themes.registry import load_model
 
@@ -62,8 +69,7 @@ def load_run(out: Path | str = DEFAULT_OUT_DIR) -> Run:
     out = Path(out).expanduser()
     missing = [name for name in RUN_FILES if not (out / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{out} is not a run's output folder: {', '.join(missing)} missing; "
-                                "run `themes run --out` first.")
+        raise MissingFileError(Errors.E422.format(out=out, missing=", ".join(missing)))
     documents = pd.read_csv(out / "documents.csv", encoding="utf-8-sig")
     passages = pd.read_parquet(out / "passages.parquet")
     predictions = pd.read_parquet(out / "predictions.parquet")
@@ -105,7 +111,7 @@ def filter_passages(
         limit: at most this many rows.
     """
     if theme not in run.scores.columns:
-        raise ValueError(f"Theme {theme!r} has no scores in {run.out}; the run's model scored {run.themes}.")
+        raise ArgumentError(Errors.E423.format(theme=theme, out=run.out, themes=run.themes))
     frame = run.passages.copy()
     frame["theme"] = theme
     frame["score"] = frame["passage_id"].map(run.scores[theme])
@@ -143,7 +149,7 @@ def neighbours(run: Run, passage_id: str, before: int = 1, after: int = 1) -> tu
     """The passages just before and just after one passage in its document."""
     index = run.passages.index[run.passages["passage_id"] == passage_id]
     if not len(index):
-        raise KeyError(f"Passage {passage_id!r} is not in the run at {run.out}.")
+        raise UnknownPassageError(Errors.E424.format(passage=passage_id, out=run.out))
     i = int(index[0])
     doc = run.passages.at[i, "doc_id"]
     same = run.passages["doc_id"] == doc
@@ -250,7 +256,7 @@ class ReviewSession:
 
     def __post_init__(self) -> None:
         if not self.annotator.strip():
-            raise ValueError("A review session needs an annotator name.")
+            raise ArgumentError(Errors.E425)
         self.queue = self.queue.reset_index(drop=True)
         self.known_themes = load_codebook().ids
 
@@ -273,7 +279,7 @@ class ReviewSession:
         """Write a decision about the current passage (its queued theme unless ``theme`` is given)."""
         row = self.current()
         if row is None:
-            raise IndexError("The review queue is finished; there is no passage to decide.")
+            raise QueueFinishedError(Errors.E426)
         theme = theme or str(row["theme"])
         passage = self._passage(row["passage_id"])
         decision = label_store.make_decision(
