@@ -17,7 +17,7 @@ import pytest
 from conftest import copy_samples
 from test_ingest_pool import _slow_ingest
 
-from flows import pipeline
+from flows import local, pipeline
 from themes import ingest
 from themes.config import INGEST, SAMPLE_DIR
 from themes.ingest import pool
@@ -56,7 +56,7 @@ def test_pipeline_pool_reads_with_the_requested_workers_default_cores(corpus, tm
 
 def test_pipeline_pool_hung_file_times_out_and_is_read_again_next_run(corpus, tmp_path, monkeypatch):
     shutil.copy2(SAMPLE_DIR / "2021_ashby-fen_rapid-review_child-c.pdf", corpus / "slow.pdf")
-    monkeypatch.setattr(pipeline, "INGEST", replace(INGEST, timeout_s=3.0))
+    monkeypatch.setattr(local, "INGEST", replace(INGEST, timeout_s=3.0))  # where the run reads its settings
     monkeypatch.setattr(ingest, "ingest_many", functools.partial(ingest.ingest_many, func=_slow_ingest))
     out = tmp_path / "out"
     pipeline.run(str(corpus), str(out), workers=2, prefect=False)
