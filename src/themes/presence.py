@@ -3,7 +3,7 @@
 A :class:`PresenceRule` reads per-document features of the passage scores
 (:func:`feature_table`): passages over the theme's threshold, the best score, the noisy-OR
 evidence, the mean of the best three and the number of passages. The rule is chosen on held-out
-documents by :func:`themes.evaluate.choose_presence_rule` and travels in the model card as JSON.
+documents by :func:`themes.doceval.choose_presence_rule` and travels in the model card as JSON.
 """
 
 from __future__ import annotations
