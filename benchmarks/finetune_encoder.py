@@ -343,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... fold {k + 1}/{args.folds} done at {time.perf_counter() - started:.0f} s", file=sys.stderr,
               flush=True)
     cv_s = time.perf_counter() - started
+    # Logits and labels only (no text), outside the repository: the head and thresholds can be studied
+    # afterwards without fine-tuning again (benchmarks/encoder_head.py).
+    folder = args.model_out
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "oof.npz", logits=oof, y=y, doc=np.asarray(frame["doc"], dtype=str),
+             core_only=np.asarray(frame["core_only"], dtype=bool), themes=np.asarray(themes))
     cal_a, cal_b = platt(y, oof)
     oof_proba = 1.0 / (1.0 + np.exp(-(cal_a * oof + cal_b)))
     thresholds = best_thresholds(y, oof_proba)
@@ -353,7 +359,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"... final fine-tune done in {train_s:.0f} s (frozen-layer cache included)", file=sys.stderr, flush=True)
 
     # Export: the encoder with its fine-tuned layers as ONNX, the head as JSON.
-    folder = args.model_out
     pooler = make_pooler(torch, model, top, n_frozen)
     export(torch, pooler, folder, model_path / "tokenizer.json")
     card = {

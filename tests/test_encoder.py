@@ -58,3 +58,29 @@ def test_encoder_head_shape_mismatch_is_refused(toy_onnx_model):
     with pytest.raises(ValueError, match="thresholds") as error:
         OnnxThemeClassifier.load(toy_onnx_model)
     assert error.value.code == "E411"
+
+
+def test_encoder_rule_weights_lift_a_theme_its_codebook_keyword_names(toy_onnx_model):
+    """A head with rule weights adds the codebook's keyword hit inside the sigmoid: a passage the
+    encoder alone leaves untagged is tagged when it holds the theme's keyword, and only then."""
+    path = toy_onnx_model / HEAD_FILE
+    head = json.loads(path.read_text())
+    plain = OnnxThemeClassifier.load(toy_onnx_model)
+    text = "The baby was a baby was a baby was on a written agreement"  # 2 of 12 words: below 0.5
+    assert plain.predict([text])[0, 1] == 0
+    head["rule_weights"] = [[0.0, 0.0], [3.0, 0.0]]  # keyword hit of written_agreements: +3 on its logit
+    path.write_text(json.dumps(head))
+    ruled = OnnxThemeClassifier.load(toy_onnx_model)
+    assert ruled.predict([text])[0, 1] == 1
+    assert ruled.predict(["The baby was"])[0, 1] == 0  # no keyword: the same as without rules
+    assert ruled.explain(text, "written_agreements") == ["written agreement"]
+
+
+def test_encoder_rule_weights_of_wrong_shape_are_refused(toy_onnx_model):
+    path = toy_onnx_model / HEAD_FILE
+    head = json.loads(path.read_text())
+    head["rule_weights"] = [[1.0, 0.0]]
+    path.write_text(json.dumps(head))
+    with pytest.raises(ValueError, match="rule_weights") as error:
+        OnnxThemeClassifier.load(toy_onnx_model)
+    assert error.value.code == "E411"

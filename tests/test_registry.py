@@ -115,3 +115,21 @@ def test_registry_released_model_is_freed_and_loads_again_when_used():
     gc.collect()
     assert first() is None  # nothing else holds the ~200 MB classifier
     assert lazy.model.themes_ == lazy.themes
+
+
+def test_registry_loads_an_encoder_folder_and_writes_its_card(tmp_path: Path, toy_onnx_model: Path) -> None:
+    """An ONNX encoder folder is a model like a skops one: resolved, listed, loaded, carded."""
+    import shutil
+
+    from themes.encoder import OnnxThemeClassifier
+    from themes.registry import list_versions, set_default, write_card
+
+    folder = tmp_path / "models" / "enc-1"
+    shutil.copytree(toy_onnx_model, folder)
+    write_card(folder, {"summary": "toy", "thresholds": {"weak_risk_assessment": 0.5}}, "enc-1")
+    set_default("enc-1", tmp_path / "models")
+    assert list_versions(tmp_path / "models") == ["enc-1"]
+    loaded = load_model(None, tmp_path / "models")
+    assert isinstance(loaded.model, OnnxThemeClassifier) and loaded.version == "enc-1"
+    assert loaded.card["model_bytes"] > 0 and (folder / "card.md").read_text().startswith("# Model card: enc-1")
+    assert loaded.model.predict(["The risk assessment was"]).tolist() == [[1, 0]]

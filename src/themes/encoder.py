@@ -8,11 +8,15 @@ A model folder holds three files, none of them a pickle:
 - ``tokenizer.json``: the Hugging Face ``tokenizers`` file the encoder was trained with;
 - ``head.json``: ``themes``, a linear layer (``weight`` n_themes x dim, ``bias``), a Platt
   calibration per theme (``calibration_a``, ``calibration_b``: probability
-  ``sigmoid(a * logit + b)``), ``thresholds`` and ``max_length``.
+  ``sigmoid(a * logit + b)``), ``thresholds`` and ``max_length``; optionally ``rule_weights``
+  (n_themes x 2): the weights of the theme's codebook keyword hit and seed-pattern hit
+  (:func:`rule_features`), added inside the sigmoid, so the codebook's own phrasings count
+  beside what the encoder learned (``benchmarks/encoder_head.py`` fits them).
 
 :class:`OnnxThemeClassifier` gives the same ``predict_proba`` / ``predict`` / ``thresholds_`` /
 ``themes_`` contract as :class:`themes.classify.ThemeClassifier`. It needs ``onnxruntime`` and
-``tokenizers`` only; ``benchmarks/finetune_encoder.py`` (the ``train`` extra) writes such folders.
+``tokenizers`` only (dependencies of every install); ``benchmarks/finetune_encoder.py`` (the ``train``
+extra) writes such folders.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 HEAD_FILE = "head.json"
 HEAD_FIELDS = ("themes", "weight", "bias", "calibration_a", "calibration_b", "thresholds")
-EXTRA_HINT = "pip install onnxruntime tokenizers (both in the project's `train` extra)"
+EXTRA_HINT = "pip install onnxruntime tokenizers (both are dependencies of themes: reinstall it)"
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -91,6 +95,11 @@ class OnnxThemeClassifier:
                             ("calibration_b", self.calibration_b_), ("thresholds", self.thresholds_)):
             if value.shape[0] != n:
                 raise ModelError(Errors.E411.format(path=folder / HEAD_FILE, field=name, rows=value.shape[0], n=n))
+        rule_weights = head.get("rule_weights")
+        self.rule_weights_ = None if rule_weights is None else np.asarray(rule_weights, dtype=np.float64)
+        if self.rule_weights_ is not None and self.rule_weights_.shape != (n, 2):
+            raise ModelError(Errors.E411.format(path=folder / HEAD_FILE, field="rule_weights",
+                                                rows=self.rule_weights_.shape[0], n=n))
         self.max_length = int(head.get("max_length", 128))
         self.batch_size = batch_size
         self.card_ = head.get("card", {})
@@ -134,11 +143,51 @@ class OnnxThemeClassifier:
         texts = list(X)
         if not texts:
             return np.zeros((0, len(self.themes_)))
-        return _sigmoid(self.calibration_a_ * self.decision_function(texts) + self.calibration_b_)
+        z = self.calibration_a_ * self.decision_function(texts) + self.calibration_b_
+        if self.rule_weights_ is not None:
+            z = z + np.einsum("njf,jf->nj", rule_features(self._keywords(), self._patterns(), texts), self.rule_weights_)
+        return _sigmoid(z)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """0/1 matrix: each theme's probability against its own threshold."""
         return (self.predict_proba(X) >= self.thresholds_).astype(int)
+
+    def _keywords(self) -> Any:
+        if getattr(self, "keywords_", None) is None:
+            from themes.baselines import KeywordBaseline
+
+            self.keywords_ = KeywordBaseline(self.themes_).fit()
+        return self.keywords_
+
+    def _patterns(self) -> Any:
+        if getattr(self, "patterns_", None) is None:
+            from themes.baselines import PatternBaseline
+
+            self.patterns_ = PatternBaseline(self.themes_).fit()
+        return self.patterns_
+
+    def explain(self, text: str, theme: str, k: int = 5) -> list[str]:
+        """The codebook's keywords for ``theme`` found in ``text`` (at most ``k``).
+
+        An encoder has no per-word weights to show; the theme's own terms in the passage are what
+        a reviewer checks first. A passage tagged in other words gets none.
+        """
+        keywords = self._keywords()
+        return keywords.matched_terms(text, theme)[:k]
+
+    def explain_many(self, texts: Sequence[str], themes: Sequence[Sequence[str]], k: int = 5) -> list[dict[str, list[str]]]:
+        """:meth:`explain` for every theme in ``themes[i]`` of every ``texts[i]``."""
+        return [{t: self.explain(text, t, k) for t in wanted} for text, wanted in zip(texts, themes)]
+
+
+def rule_features(keywords: Any, patterns: Any, texts: Sequence[str]) -> np.ndarray:
+    """(n_texts, n_themes, 2): each theme's codebook keyword hit and seed-pattern hit (0/1).
+
+    ``keywords`` and ``patterns`` are fitted :class:`themes.baselines.KeywordBaseline` and
+    :class:`themes.baselines.PatternBaseline` over the same themes, in the model's column order.
+    """
+    texts = list(texts)
+    return np.stack([keywords.predict(texts), patterns.predict(texts)], axis=2).astype(np.float64)
 
 
 def save_head(folder: str | Path, themes: Sequence[str], weight: np.ndarray, bias: np.ndarray,

@@ -213,7 +213,8 @@ class Errors(metaclass=_WithCodes):
     # --- E4xx: model, registry and classify -------------------------------------------------------
     # The registry: finding and loading a saved model.
     E401 = "No default model: {pointer} is missing; train one with `themes train`."
-    E402 = "No model at {path}: expected {file} there; give a saved version or its folder."
+    E402 = ("No model at {path}: expected {file} (or {onnx} with {head}) there; give a saved version or its "
+            "folder.")
     E403 = "Refusing to load {file}: it is not a skops model file ({detail})."
     E404 = ("Refusing to load {file}: it holds {types}, which themes models never contain, so it "
             "may run code; use a model saved by `themes train`.")

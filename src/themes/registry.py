@@ -1,9 +1,14 @@
-"""Versioned models on disk: ``models/<version>/model.skops`` plus ``card.json`` and ``card.md``.
+"""Versioned models on disk: ``models/<version>/`` with ``card.json`` and ``card.md`` beside the model.
 
-``models/DEFAULT`` names the version used when no model is given. Models are saved with skops
-(never pickle) and loaded only when every type in the file is one that our own estimators write
-(:data:`MODEL_TYPES`); a file holding anything else (``builtins.exec`` as an analyzer, say) is
-refused before any of it is built.
+A model is one of two kinds, neither of them a pickle:
+
+- ``model.skops``: a scikit-learn estimator saved with skops, loaded only when every type in the
+  file is one that our own estimators write (:data:`MODEL_TYPES`); a file holding anything else
+  (``builtins.exec`` as an analyzer, say) is refused before any of it is built;
+- ``model.onnx`` + ``tokenizer.json`` + ``head.json``: a fine-tuned sentence encoder run by
+  onnxruntime (:mod:`themes.encoder`); ONNX graphs, tokenizer files and the JSON head are data.
+
+``models/DEFAULT`` names the version used when no model is given.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ if TYPE_CHECKING:
 # predictions are all cached reads only model cards, and saves seconds of imports.
 
 MODEL_FILE = "model.skops"
+#: An encoder model's files (:mod:`themes.encoder`); ``head.json`` marks the folder as one.
+ONNX_FILE, ONNX_HEAD = "model.onnx", "head.json"
 CARD_JSON = "card.json"
 CARD_MD = "card.md"
 DEFAULT_POINTER = "DEFAULT"
@@ -76,6 +83,15 @@ def model_file_types(file: Path) -> set[str]:
     return found
 
 
+def model_kind(folder: Path) -> str | None:
+    """``"skops"`` or ``"onnx"`` for a model folder, ``None`` when it holds neither kind."""
+    if (folder / MODEL_FILE).is_file():
+        return "skops"
+    if (folder / ONNX_HEAD).is_file() and (folder / ONNX_FILE).is_file():
+        return "onnx"
+    return None
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A fitted classifier with its version and card."""
@@ -97,7 +113,14 @@ def save_model(model: ThemeClassifier, card: dict, version: str, models_dir: Pat
 
     sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
     tmp.replace(folder / MODEL_FILE)
-    card = {**card, "version": version, "model_bytes": (folder / MODEL_FILE).stat().st_size}
+    return write_card(folder, card, version)
+
+
+def write_card(folder: Path, card: dict, version: str) -> Path:
+    """Write ``card.json`` and ``card.md`` for the model already in ``folder``; returns the folder."""
+    files = [MODEL_FILE] if model_kind(folder) == "skops" else [ONNX_FILE, ONNX_HEAD, "tokenizer.json"]
+    size = sum((folder / f).stat().st_size for f in files if (folder / f).is_file())
+    card = {**card, "version": version, "model_bytes": size}
     (folder / CARD_JSON).write_text(json.dumps(card, indent=2, default=str) + "\n")
     (folder / CARD_MD).write_text(render_card(card))
     return folder
@@ -115,14 +138,19 @@ def resolve(model: str | Path | None, models_dir: Path = MODELS_DIR) -> Path:
         path = path.parent
     if not path.is_dir():
         path = models_dir / str(model)
-    if not (path / MODEL_FILE).is_file():
-        raise MissingFileError(Errors.E402.format(path=path, file=MODEL_FILE))
+    if model_kind(path) is None:
+        raise MissingFileError(Errors.E402.format(path=path, file=MODEL_FILE, onnx=ONNX_FILE, head=ONNX_HEAD))
     return path
 
 
 def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -> LoadedModel:
-    """Load a saved model, refusing any file that holds a type outside :data:`MODEL_TYPES`."""
+    """Load a saved model, refusing any skops file that holds a type outside :data:`MODEL_TYPES`."""
     folder = resolve(model, models_dir)
+    card = json.loads((folder / CARD_JSON).read_text()) if (folder / CARD_JSON).exists() else {}
+    if model_kind(folder) == "onnx":
+        from themes.encoder import OnnxThemeClassifier
+
+        return LoadedModel(card.get("version", folder.name), OnnxThemeClassifier.load(folder), card, folder)
     file = folder / MODEL_FILE
     try:
         types = model_file_types(file)
@@ -136,7 +164,6 @@ def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -
     import themes.classify  # noqa: F401 - registers the classes skops will rebuild
 
     estimator = sio.load(file, trusted=sorted(types))
-    card = json.loads((folder / CARD_JSON).read_text()) if (folder / CARD_JSON).exists() else {}
     return LoadedModel(card.get("version", folder.name), estimator, card, folder)
 
 
@@ -151,7 +178,7 @@ def set_default(version: str, models_dir: Path = MODELS_DIR) -> None:
 
 def list_versions(models_dir: Path = MODELS_DIR) -> list[str]:
     """Every saved version, oldest first by folder name."""
-    return sorted(p.name for p in models_dir.iterdir() if (p / MODEL_FILE).is_file())
+    return sorted(p.name for p in models_dir.iterdir() if p.is_dir() and model_kind(p) is not None)
 
 
 def render_card(card: dict) -> str:
