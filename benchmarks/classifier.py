@@ -57,7 +57,7 @@ from themes.dataset import load_labels, load_real_training, split
 from themes.devset import real_label_file
 from themes.embed import EmbeddingClassifier
 from themes.evaluate import best_thresholds, known_label_matrix, label_matrix, score
-from themes.registry import save_model
+from themes.registry import load_model, save_model
 from themes.tables import markdown_table
 from themes.train import DEFAULT_PARAMS, REAL_WEIGHT, code_version, trainable_themes
 
@@ -89,6 +89,8 @@ class System:
         embeddings: needs the optional embeddings extra.
         real: trained on the real training sentences too (else written passages only).
         real_weight: weight of each real sentence against a written passage.
+        shipped: the model ``models/DEFAULT`` names, scored as shipped (trained by its own command on
+            the same training documents; not re-fitted here, so no cv row and no training time).
     """
 
     name: str
@@ -97,6 +99,7 @@ class System:
     embeddings: bool = False
     real: bool = True
     real_weight: float = 1.0
+    shipped: bool = False
 
 
 @dataclass
@@ -139,8 +142,9 @@ def systems(quick: bool) -> list[System]:
                    lambda th: ThemeClassifier(themes=th, **default), real_weight=3.0),
         ]
     out += [
-        System(f"TF-IDF + codebook rules ({rules:g}), written + real x{REAL_WEIGHT:g} (default)",
+        System(f"TF-IDF + codebook rules ({rules:g}), written + real x{REAL_WEIGHT:g} (reference)",
                lambda th: ThemeClassifier(themes=th, **default), real_weight=REAL_WEIGHT),
+        System(f"{shipped_name()} (default)", lambda th: load_model(None).model, shipped=True),
     ]
     if not quick:
         out += [
@@ -158,6 +162,13 @@ def systems(quick: bool) -> list[System]:
                embeddings=True),
     ]
     return out
+
+
+def shipped_name() -> str:
+    """The row name of the shipped default model: its kind and version."""
+    card = load_model(None).card
+    kind = "MiniLM fine-tuned, ONNX int8, + codebook rules" if card.get("kind") == "onnx encoder" else "TF-IDF"
+    return f"{kind}: {card.get('version', '?')}"
 
 
 @contextlib.contextmanager
@@ -299,7 +310,11 @@ def run_system(
     y = known_label_matrix(frame["labels"], frame["core_only"], themes)
     core_cols = [themes.index(t) for t in CORE_THEMES]
     with one_core():
-        if system.learned:
+        if system.shipped:
+            model = system.make(themes)
+            out.thresholds = {t: float(v) for t, v in zip(model.themes_, model.thresholds_)}
+            cv_pred = None
+        elif system.learned:
             oof = np.zeros(y.shape)
             started = time.perf_counter()
             for train_idx, test_idx in GroupKFold(n_splits=N_SPLITS).split(frame, y, frame["doc"]):
@@ -321,21 +336,24 @@ def run_system(
             model = system.make(themes).fit(list(frame["text"]), y)
             cv_pred = model.predict(list(frame["text"]))  # rules learn nothing: the CV row is the training docs
         # Out-of-fold, on the core themes (real sentences carry no other theme's label).
-        row, per = score_row(system.name, "cv (oof)", np.maximum(y[:, core_cols], 0), cv_pred[:, core_cols],
-                             list(CORE_THEMES), list(frame["kind"]))
-        out.scores.append(row)
-        out.per_theme["cv (oof)"] = per
+        if cv_pred is not None:
+            row, per = score_row(system.name, "cv (oof)", np.maximum(y[:, core_cols], 0), cv_pred[:, core_cols],
+                                 list(CORE_THEMES), list(frame["kind"]))
+            out.scores.append(row)
+            out.per_theme["cv (oof)"] = per
+        model_core = [list(model.themes_).index(t) for t in CORE_THEMES] if system.learned else core_cols
         for name, part, core_only in eval_sets(data):
             proba = model.predict_proba(list(part["text"])) if system.learned else None
             pred = model.predict(list(part["text"]))
             kinds = list(part["kind"]) if part["kind"].notna().any() else None
             if core_only:
-                pred = pred[:, core_cols]
+                pred = pred[:, model_core]
                 y_part, cols = label_matrix(part["labels"], CORE_THEMES), list(CORE_THEMES)
                 if proba is not None:
-                    proba = proba[:, core_cols]
+                    proba = proba[:, model_core]
             else:
-                y_part, cols = label_matrix(part["labels"], themes), themes
+                cols = list(model.themes_) if system.learned else themes
+                y_part = label_matrix(part["labels"], cols)
             out.preds[name] = pred
             if proba is not None:
                 out.proba[name] = proba
@@ -344,7 +362,10 @@ def run_system(
             out.per_theme[name] = per
     cpu_rate, wall_rate = throughput(model, list(data.written_held["text"]), n_throughput, system.embeddings)
     out.passages_per_s, out.passages_per_wall_s = round(cpu_rate), round(wall_rate)
-    if system.learned:
+    if system.shipped:
+        out.model_mb = round(load_model(None).card.get("model_bytes", 0) / 1e6, 2)
+        out.note = "as shipped in models/ (ONNX file, tokenizer and head); trained by its own command"
+    elif system.learned:
         out.model_mb = model_size_mb(model, system.name)
         if system.embeddings:
             out.note = ENCODER_NOTE
@@ -561,14 +582,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ])
     hn = hard_negative_counts(outcomes, data)
     default = next(o for o, s in zip(outcomes, chosen) if s.name.endswith("(default)"))
-    default_system = next(s for s in chosen if s.name.endswith("(default)"))
+    # The learning curve refits its system on growing shares of the real reports: the TF-IDF
+    # reference recipe (the shipped encoder needs torch to refit; see finetuned.md).
+    curve_system = next(s for s in chosen if s.name.endswith("(reference)"))
     curve = None
     errors = missed = fired = pd.DataFrame()
     if len(data.real_held):
         errors, missed, fired = error_analysis(default, data, themes)
         if not args.no_curve:
             print("... learning curve", file=sys.stderr, flush=True)
-            curve = learning_curve(default_system, themes, data)
+            curve = learning_curve(curve_system, themes, data)
     elapsed = time.perf_counter() - started_all
 
     meta = {
@@ -610,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "machine; cv_s and train_s are wall-clock)", "", markdown_table(costs)]
     lines += ["", "## Hard negatives tagged with a core theme", "", markdown_table(hn)]
     if curve is not None:
-        lines += ["", f"## Learning curve on real data: `{default.system}`, real held-out reports", "",
+        lines += ["", f"## Learning curve on real data: `{curve_system.name}`, real held-out reports", "",
                   "Written training passages always in; real training reports added whole.", "",
                   markdown_table(curve)]
     if len(errors):

@@ -17,17 +17,22 @@ text). This script fits, on those out-of-fold logits only, each way of turning t
 Every variant is then scored once, with the ONNX run-time path, on the written held-out documents,
 the real held-out reports and the seed sentences (never trained on, never used to choose), beside
 the keyword baseline on the same sentences. ``--write-head`` writes the chosen variant into the
-model folder's ``head.json``.
+model folder's ``head.json``; ``--ship`` then copies the scored ONNX file, its tokenizer and head
+into ``models/<date>-<data hash>/`` with a card (training documents, evaluation sets, this table)
+and ``--make-default`` points ``models/DEFAULT`` at it.
 
 Run after the fine-tune (the ``train`` extra is not needed here: onnxruntime and tokenizers are)::
 
     nice python benchmarks/encoder_head.py --model /tmp/themes-minilm-finetuned
+    nice python benchmarks/encoder_head.py --model /tmp/themes-minilm-finetuned \
+        --write-head "rules, real thresholds" --ship --make-default
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,10 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classifier import SEED, eval_sets, load_data, score_row  # benchmarks/ is not a package
 
 from themes.baselines import KeywordBaseline, PatternBaseline
-from themes.config import CORE_THEMES
+from themes.codebook import codebook_hash, load_codebook
+from themes.config import CODEBOOK_PATH, CORE_THEMES, MODELS_DIR
+from themes.dataset import data_hash
 from themes.encoder import HEAD_FILE, OnnxThemeClassifier, rule_features
 from themes.evaluate import best_thresholds, label_matrix
+from themes.registry import set_default, write_card
 from themes.tables import markdown_table
+from themes.train import code_version, new_version
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -92,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="as finetune_encoder.py --limit (smoke test)")
     parser.add_argument("--write-head", default="", help="write this variant into head.json")
     parser.add_argument("--out", type=Path, default=None, help="write encoder_head.json/.md here")
+    parser.add_argument("--ship", action="store_true", help="with --write-head: save it as a model in models/")
+    parser.add_argument("--make-default", action="store_true", help="with --ship: make it the default model")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     args = parser.parse_args(argv)
 
     oof = np.load(args.model / "oof.npz")
@@ -153,7 +165,71 @@ def main(argv: list[str] | None = None) -> int:
         head.setdefault("card", {})["head"] = args.write_head
         path.write_text(json.dumps(head) + "\n", encoding="utf-8")
         print(f"wrote {args.write_head} into {path}")
+        if args.ship:
+            ship(args, data, frame, themes, table, thresholds)
     return 0
+
+
+def ship(args: argparse.Namespace, data, frame: pd.DataFrame, themes: list[str], table: pd.DataFrame,
+         thresholds: np.ndarray) -> Path:
+    """Copy the scored ONNX file, tokenizer and head into ``models/<version>/`` and write its card."""
+    head = json.loads((args.model / HEAD_FILE).read_text(encoding="utf-8"))
+    trained = head.get("card", {})
+    system = f"encoder + {args.write_head}"
+    rows = table[table["system"].isin([system, "keywords"])].replace({np.nan: None})
+    card = {
+        "summary": "all-MiniLM-L6-v2 sentence encoder, fine-tuned on the team's written passages and on real "
+        "Ofsted sentences, run by onnxruntime (int8); a linear head per theme over its mean-pooled output, "
+        "with the codebook's keyword and seed-pattern hits as two more features (" + args.write_head + "); "
+        "tags a passage with a practice theme when it describes the failing.",
+        "kind": "onnx encoder",
+        "recipe": trained.get("recipe"),
+        "head": args.write_head,
+        "training_documents": trained.get("training_documents") or sorted(frame["doc"].astype(str).unique()),
+        "never_trained_on": "corpus/sample (the documents make run counts), corpus/doc-eval (the document-level "
+        "evaluation set), the written held-out documents, the held-out Ofsted reports and the seed sentences",
+        "evaluation_sets": {
+            "written held-out": f"{len(data.written_held)} passages of {data.written_held['doc'].nunique()} written documents",
+            "real held-out": f"{len(data.real_held)} Ofsted sentences of {data.real_held['doc'].nunique()} reports",
+            "seeds": f"{len(data.seeds)} seed sentences (../shared/seeds), never trained on",
+        },
+        "trained_at": trained.get("trained_at"),
+        "code_version": code_version(),
+        "codebook_version": load_codebook().version,
+        "codebook_hash": codebook_hash(CODEBOOK_PATH),
+        "training_data_hash": data_hash(frame),
+        "training_label_files": sorted(frame["file"].dropna().unique()) if "file" in frame else [],
+        "n_train_passages": len(frame),
+        "n_train_documents": int(frame["doc"].nunique()),
+        "n_heldout_passages": len(data.written_held) + len(data.real_held),
+        "n_heldout_documents": int(data.written_held["doc"].nunique() + data.real_held["doc"].nunique()),
+        "themes": themes,
+        "params": {"head": args.write_head, "model_file": args.model_file, "max_length": head.get("max_length")},
+        "thresholds": {t: float(v) for t, v in zip(themes, thresholds)},
+        "libraries": trained.get("library_versions", {}),
+        "comparison": rows.to_dict(orient="records"),
+        "comparison_md": markdown_table(rows),
+        "real_training": {"sets": sorted(frame.loc[frame["core_only"], "source"].str.removeprefix("real:").unique()),
+                          "train_sentences": int(frame["core_only"].sum()),
+                          "heldout_sentences": len(data.real_held)},
+        "limits": "Real training text is Ofsted inspection prose, which almost never discusses optimism about "
+        "families or written agreements with parents: those two themes are learned mostly from the team's "
+        "written passages and checked only on the seed sentences (a handful of positives each). Retraining it "
+        "needs the `train` extra (CPU torch); `themes retrain` trains the TF-IDF model and promotes it only "
+        "if it is not worse on the fixed evaluation split. Check its scores on your own text (themes "
+        "evaluate) before citing counts.",
+    }
+    version = new_version(card, args.models_dir)
+    folder = args.models_dir / version
+    folder.mkdir(parents=True)
+    shutil.copy(args.model / args.model_file, folder / "model.onnx")
+    shutil.copy(args.model / "tokenizer.json", folder / "tokenizer.json")
+    shutil.copy(args.model / HEAD_FILE, folder / HEAD_FILE)
+    write_card(folder, card, version)
+    if args.make_default:
+        set_default(version, args.models_dir)
+    print(f"shipped {folder}{' (default)' if args.make_default else ''}")
+    return folder
 
 
 if __name__ == "__main__":

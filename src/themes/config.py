@@ -190,7 +190,23 @@ class DedupSettings:
             raise ValueError("shingle_words, bands and rows must each be at least 1.")
 
 
+@dataclass(frozen=True)
+class ClassifySettings:
+    """Knobs for classifying passages."""
+
+    #: onnxruntime threads of an encoder model (:mod:`themes.encoder`). A run classifies after its
+    #: readers have finished, so 0 (the default) means every core this process may use.
+    threads: int = 0
+
+    def resolved_threads(self) -> int:
+        """``threads``, or the cores this process may run on when it is 0."""
+        if self.threads > 0:
+            return self.threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 INGEST = IngestSettings()
+CLASSIFY = ClassifySettings()
 AGGREGATE = AggregateSettings()
 SEGMENT = SegmentSettings()
 DEDUP = DedupSettings()

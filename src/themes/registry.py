@@ -150,7 +150,8 @@ def load_model(model: str | Path | None = None, models_dir: Path = MODELS_DIR) -
     if model_kind(folder) == "onnx":
         from themes.encoder import OnnxThemeClassifier
 
-        return LoadedModel(card.get("version", folder.name), OnnxThemeClassifier.load(folder), card, folder)
+        estimator = OnnxThemeClassifier.load(folder, threads=config.CLASSIFY.resolved_threads())
+        return LoadedModel(card.get("version", folder.name), estimator, card, folder)
     file = folder / MODEL_FILE
     try:
         types = model_file_types(file)
