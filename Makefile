@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint train samples clean
+.PHONY: help install run test test-fast lint train train-encoder samples clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,21 @@ lint: $(STAMP) ## ruff over src, flows and tests
 
 train: $(STAMP) ## Train a model on corpus/labels and make it the default
 	$(BIN)/themes train --make-default
+
+# The default model is a fine-tuned encoder: training it needs torch (the `train` extra) in its own
+# venv, with a CPU torch wheel installed first (TORCH_WHEEL, or PyTorch's CPU index), never the CUDA one.
+TRAIN_VENV  ?= ../venv-train
+TORCH_WHEEL ?= torch --index-url https://download.pytorch.org/whl/cpu
+ENCODER_OUT ?= /tmp/themes-minilm-finetuned
+ENCODER_HEAD ?= rules, real thresholds
+train-encoder: ## Fine-tune the encoder on corpus/labels (+ ../shared), fit its head and ship it as the default
+	test -d $(TRAIN_VENV) || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/python -c "import torch" 2>/dev/null || $(TRAIN_VENV)/bin/pip install --quiet $(TORCH_WHEEL)
+	$(TRAIN_VENV)/bin/pip install --quiet -e '.[train]'
+	nice $(TRAIN_VENV)/bin/python benchmarks/finetune_encoder.py --model-out $(ENCODER_OUT)
+	nice $(TRAIN_VENV)/bin/python benchmarks/encoder_head.py --model $(ENCODER_OUT) --out benchmarks/results \
+		--write-head "$(ENCODER_HEAD)" --ship --make-default
+	$(TRAIN_VENV)/bin/themes evaluate --documents corpus/doc-eval --write-card
 
 samples: $(STAMP) ## Rebuild the sample PDFs from corpus/sample/src
 	$(BIN)/python corpus/sample/build.py

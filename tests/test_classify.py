@@ -158,13 +158,25 @@ def default_model():
     return load_model().model
 
 
-def test_classify_stacked_scoring_equals_each_calibrated_model(default_model):
+@pytest.fixture(scope="module")
+def shipped_tfidf_model():
+    """The newest shipped TF-IDF model (the reference recipe; the default may be an encoder)."""
+    from themes.config import MODELS_DIR
+    from themes.registry import list_versions, load_model, model_kind
+
+    versions = [v for v in list_versions() if model_kind(MODELS_DIR / v) == "skops"]
+    assert versions, "models/ should ship the TF-IDF reference model"
+    return load_model(versions[-1]).model
+
+
+def test_classify_stacked_scoring_equals_each_calibrated_model(shipped_tfidf_model):
     # predict_proba scores all themes' models in one product; the numbers must be scikit-learn's own.
-    assert _stacked_sigmoid_models(default_model) is not None, "the shipped model should take the fast path"
+    model = shipped_tfidf_model
+    assert _stacked_sigmoid_models(model) is not None, "the shipped model should take the fast path"
     texts = [failing for _, failing, _ in CONTRASTS] + [mention for _, _, mention in CONTRASTS] + [""]
-    features = default_model._transform(texts)
-    expected = np.column_stack([est.predict_proba(features)[:, 1] for est in default_model.estimators_])
-    np.testing.assert_allclose(default_model.predict_proba(texts), expected, rtol=0, atol=1e-12)
+    features = model._transform(texts)
+    expected = np.column_stack([est.predict_proba(features)[:, 1] for est in model.estimators_])
+    np.testing.assert_allclose(model.predict_proba(texts), expected, rtol=0, atol=1e-12)
 
 
 def test_classify_refit_replaces_the_stacked_models():
@@ -214,8 +226,16 @@ def test_classify_cli_contract(tmp_path):
 
 def test_classify_explain_many_equals_explain_one_at_a_time():
     # The run explains every tagged passage in one batch; it must say what explain says, for the
-    # default model (rule features, calibrated folds) and for passages with no theme.
-    model = load_model(None).model
+    # shipped models (the TF-IDF reference: rule features, calibrated folds; and the default) and
+    # for passages with no theme.
+    from themes.config import MODELS_DIR
+    from themes.registry import list_versions, model_kind
+
+    for version in [None, [v for v in list_versions() if model_kind(MODELS_DIR / v) == "skops"][-1]]:
+        _explain_many_equals_explain(load_model(version).model)
+
+
+def _explain_many_equals_explain(model):
     texts = [t for t, _ in TEXTS]
     themes = [list(model.themes_[i % 3 : i % 3 + 2]) if i % 4 else [] for i in range(len(texts))]
     batch = model.explain_many(texts, themes)

@@ -48,8 +48,17 @@ def test_registry_model_types_cover_every_classifier_setting(tmp_path: Path, set
     assert np.allclose(loaded.model.predict_proba(TEXTS), model.predict_proba(TEXTS))
 
 
-def test_registry_loads_the_shipped_default_model() -> None:
-    assert model_file_types(load_model(None, MODELS_DIR).path / MODEL_FILE) <= MODEL_TYPES
+def test_registry_loads_every_shipped_model_and_no_skops_file_holds_a_foreign_type() -> None:
+    from themes.registry import list_versions, model_kind
+
+    default = load_model(None, MODELS_DIR)
+    assert default.model.predict(["Risk was not assessed."]).shape == (1, len(default.model.themes_))
+    for version in list_versions(MODELS_DIR):
+        folder = MODELS_DIR / version
+        if model_kind(folder) == "skops":
+            assert model_file_types(folder / MODEL_FILE) <= MODEL_TYPES, version
+        else:  # an ONNX encoder: no pickle anywhere in the folder
+            assert not list(folder.glob("*.pkl")) and not list(folder.glob("*.skops")), version
 
 
 def test_registry_refuses_a_model_holding_exec_and_never_runs_its_text(tmp_path: Path) -> None:

@@ -198,6 +198,9 @@ def render_card(card: dict) -> str:
         ("Libraries", json.dumps(card.get("libraries", {}))),
         ("Model file size (bytes)", card.get("model_bytes")),
     ]
+    # An encoder's card also says what it was fine-tuned from, how, and which head it uses.
+    facts += [(k, card[key]) for k, key in (("Base model", "base_model"), ("Recipe", "recipe"), ("Head", "head"))
+              if card.get(key)]
     lines += [f"- **{k}**: {v}" for k, v in facts]
     if card.get("evaluation_sets") or card.get("training_documents"):
         lines += ["", "## Training data and evaluation sets", ""]
