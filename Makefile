@@ -34,8 +34,8 @@ test-fast: $(STAMP) ## Only the fast tests
 lint: $(STAMP) ## ruff over src, flows and tests
 	$(BIN)/ruff check src flows tests
 
-train: $(STAMP) ## Train a model on corpus/labels and make it the default
-	$(BIN)/themes train --make-default
+train: $(STAMP) ## Train the TF-IDF reference model on corpus/labels (saved, not made the default)
+	$(BIN)/themes train
 
 # The default model is a fine-tuned encoder: training it needs torch (the `train` extra) in its own
 # venv, with a CPU torch wheel installed first (TORCH_WHEEL, or PyTorch's CPU index), never the CUDA one.

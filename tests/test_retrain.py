@@ -142,6 +142,36 @@ def test_retrain_gate_promotes_only_when_not_lower_than_champion_minus_margin(
     assert decision["promote"] is promote and decision["champion"] == "v1"
 
 
+def test_retrain_gate_keeps_a_champion_that_reads_real_reports_better(monkeypatch, three_models):
+    """Better on the written held-out passages is not enough: worse on the real held-out Ofsted
+    reports keeps the champion (a TF-IDF challenger against the encoder default)."""
+    registry.promote("v1", three_models)
+    table = pd.DataFrame({"measure": ["macro_f1_core", "macro_f1_real"], "champion": [0.655, 0.630],
+                          "challenger": [0.680, 0.400]})
+    monkeypatch.setattr(retraining, "compare_on", lambda heldout, models: table)
+    decision, _ = retraining.challenge(object(), three_models, pd.DataFrame(), 0.0)
+    assert not decision["promote"] and "real held-out reports" in decision["reason"]
+    table["challenger"] = [0.680, 0.640]
+    decision, _ = retraining.challenge(object(), three_models, pd.DataFrame(), 0.0)
+    assert decision["promote"]
+
+
+def test_retrain_compare_on_scores_real_rows_on_present_core_themes_only():
+    class Fixed:  # tags weak_risk_assessment on every passage
+        themes_ = ("optimism_bias", "weak_risk_assessment", "poor_information_sharing", "written_agreements")
+
+        def predict(self, texts):
+            return np.array([[0, 1, 0, 0]] * len(texts))
+
+    heldout = pd.DataFrame({
+        "text": ["a", "b", "c", "d"], "core_only": [False, False, True, True],
+        "labels": [["weak_risk_assessment"], [], ["weak_risk_assessment"], []],
+    })
+    table = retraining.compare_on(heldout, {"m": Fixed()}).set_index("measure")["m"]
+    # real rows: one theme present, F1 2/3 for it; the absent themes do not drag the mean to 0
+    assert table["macro_f1_real"] == pytest.approx(0.667, abs=1e-3)
+
+
 def test_retrain_without_a_champion_promotes_the_first_model(monkeypatch, tmp_path):
     table = pd.DataFrame({"measure": ["macro_f1_core"], "challenger": [0.1]})
     monkeypatch.setattr(retraining, "compare_on", lambda heldout, models: table)

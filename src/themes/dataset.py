@@ -79,6 +79,21 @@ def load_real_training(stems: Sequence[str] = REAL_TRAINING_SETS) -> pd.DataFram
                "page", "char_start", "char_end"]
     if shared_dir() is None:
         return pd.DataFrame(columns=columns)
+    # Rebuilding the text reads hundreds of PDF pages (minutes); a retrain asks twice (training and
+    # held-out rows), so the result is kept while the label files and the shared folder are unchanged.
+    real_dir = LABELS_DIR / "real"
+    key = (tuple(stems), str(shared_dir()),
+           tuple(sorted((f.name, f.stat().st_mtime_ns) for f in real_dir.glob("*.jsonl"))) if real_dir.is_dir() else ())
+    if key not in _REAL_CACHE:
+        _REAL_CACHE.clear()
+        _REAL_CACHE[key] = _rebuild_real_training(stems)
+    return _REAL_CACHE[key].copy()
+
+
+_REAL_CACHE: dict[tuple, pd.DataFrame] = {}
+
+
+def _rebuild_real_training(stems: Sequence[str]) -> pd.DataFrame:
     parts = []
     for stem in stems:
         pools = {}

@@ -21,7 +21,7 @@ import pandas as pd
 
 from themes import labels as label_store
 from themes.aggregate import document_themes
-from themes.config import LABELS_DIR, MODELS_DIR
+from themes.config import CORE_THEMES, LABELS_DIR, MODELS_DIR
 from themes.dataset import load_labels, load_real_training, split, with_decisions
 from themes.evaluate import label_matrix, score
 from themes.labels import DECISIONS_DIR
@@ -98,19 +98,41 @@ def fit_candidate(
     return result
 
 
-def heldout_frame(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
-    """The fixed held-out documents of the team-written passages: the ground both models are scored on."""
-    return split(load_labels(labels_dir))[1]
+#: The gate's measures: core macro-F1 on the written held-out documents, and on the real held-out
+#: Ofsted reports (core themes with a positive there) when ``../shared`` is present. Real text
+#: decides too: a challenger must not be worse on either.
+GATE_MEASURES = ("macro_f1_core", "macro_f1_real")
+
+
+def heldout_frame(labels_dir: Path = LABELS_DIR, with_real: bool = True) -> pd.DataFrame:
+    """The fixed held-out documents both models are scored on: the team-written passages' held-out
+    documents and, when ``../shared`` is present, the labelled sentences of the held-out Ofsted
+    reports (``core_only`` True: labelled for the core themes only)."""
+    written = split(load_labels(labels_dir))[1].assign(core_only=False)
+    real = load_real_training() if with_real else written.iloc[:0]
+    if not len(real):
+        return written
+    return pd.concat([written, split(real)[1].assign(core_only=True)], ignore_index=True)
 
 
 def compare_on(heldout: pd.DataFrame, models: dict[str, Any]) -> pd.DataFrame:
-    """Per-theme F1 (and core macro-F1 first) of several fitted models on the same passages."""
+    """Per-theme F1 on the written held-out passages, led by core macro-F1 there and (with real
+    held-out sentences) core macro-F1 over the themes present in them, for several fitted models."""
+    real_rows = heldout["core_only"].astype(bool) if "core_only" in heldout else pd.Series(False, heldout.index)
+    written, real = heldout[~real_rows], heldout[real_rows]
     columns = {}
     for name, model in models.items():
         themes = list(model.themes_)
-        y = label_matrix(heldout["labels"], themes)
-        s = score(name, "heldout", y, model.predict(list(heldout["text"])), themes)
-        columns[name] = pd.concat([pd.Series({"macro_f1_core": s.macro_f1_core}), s.per_theme["f1"]])
+        y = label_matrix(written["labels"], themes)
+        s = score(name, "heldout", y, model.predict(list(written["text"])), themes)
+        head = {"macro_f1_core": s.macro_f1_core}
+        if len(real):
+            core = [t for t in CORE_THEMES if t in themes]
+            y_real = label_matrix(real["labels"], core)
+            pred = model.predict(list(real["text"]))[:, [themes.index(t) for t in core]]
+            per = score(name, "heldout real", y_real, pred, core).per_theme["f1"]
+            head["macro_f1_real"] = float(per[[t for j, t in enumerate(core) if y_real[:, j].sum()]].mean())
+        columns[name] = pd.concat([pd.Series(head), s.per_theme["f1"]])
     table = pd.DataFrame(columns)
     table.index.name = "measure"
     return table.round(3).reset_index()
@@ -132,17 +154,23 @@ def challenge(candidate: Any, models_dir: Path, heldout: pd.DataFrame, margin: f
     if champion_version:
         models = {"champion": load_model(champion_version, models_dir).model, "challenger": candidate}
     table = compare_on(heldout, models)
-    macro = table.set_index("measure").loc["macro_f1_core"]
-    challenger_f1 = float(macro["challenger"])
+    by_measure = table.set_index("measure")
+    measures = [m for m in GATE_MEASURES if m in by_measure.index]
+    challenger_f1 = float(by_measure.loc["macro_f1_core", "challenger"])
     if not champion_version:
         decision = {"champion": None, "champion_f1": None, "promote": True,
                     "reason": "There is no default model yet; the candidate becomes the first."}
     else:
-        champion_f1 = float(macro["champion"])
-        ok = challenger_f1 >= champion_f1 - margin - 1e-9
+        champion_f1 = float(by_measure.loc["macro_f1_core", "champion"])
+        parts, ok = [], True
+        for m in measures:
+            new, old = float(by_measure.loc[m, "challenger"]), float(by_measure.loc[m, "champion"])
+            ok &= new >= old - margin - 1e-9
+            what = "core macro-F1" if m == "macro_f1_core" else "real held-out reports' macro-F1"
+            parts.append(f"{what} {new:.3f} vs champion {old:.3f}")
         decision = {"champion": champion_version, "champion_f1": champion_f1, "promote": ok,
-                    "reason": (f"core macro-F1 {challenger_f1:.3f} vs champion {champion_f1:.3f} "
-                               f"(margin {margin:.3f}): " + ("promoted" if ok else "kept, not promoted"))}
+                    "reason": "; ".join(parts) + f" (margin {margin:.3f}): "
+                    + ("promoted" if ok else "kept, not promoted")}
     decision.update({"challenger_f1": challenger_f1, "margin": margin})
     return decision, table
 
@@ -166,7 +194,8 @@ def retrain(
 
     Args:
         margin: the challenger is promoted when its core macro-F1 on the fixed held-out documents
-            is at least the champion's minus this.
+            (written, and the real held-out reports when ``../shared`` is present) is at least the
+            champion's minus this on each.
         params, themes, n_splits, with_learning_curve: passed to :func:`themes.train.train`.
         promote: when False the candidate is saved and compared but never made the default.
         fill_undecided: themes nobody decided for a reviewed passage take the champion's tags
@@ -177,7 +206,7 @@ def retrain(
     frame, decisions = training_frame(labels_dir, decisions_dir, champion.model if champion else None, with_real)
     result = fit_candidate(frame, decisions, params, themes, n_splits, with_learning_curve)
     result.card["undecided_themes_filled_by"] = champion.version if champion else None
-    decision, table = challenge(result.model, Path(models_dir), heldout_frame(labels_dir), margin)
+    decision, table = challenge(result.model, Path(models_dir), heldout_frame(labels_dir, with_real), margin)
     version, folder = save_candidate(result, decision, models_dir)
     promoted = bool(promote and decision["promote"])
     if promoted:
