@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from themes.config import CORE_THEMES
+from themes.config import CORE_THEMES, shared_dir
 from themes.devset import Locator, normalise, page_text_of, read_jsonl
 from themes.segment import split_sentences
 
@@ -208,6 +208,24 @@ def save_scan(scan: ScanResult, path: Path) -> None:
         out.write(json.dumps(head) + "\n")
         for loc, text in scan.sentences:
             out.write(json.dumps({**asdict(loc), "text": text}, ensure_ascii=False) + "\n")
+
+
+def cached_scan(shared: Path, cache: Path, workers: int = 2) -> ScanResult:
+    """The scan cached at ``cache``, or a new scan of the dev files written there."""
+    if cache.is_file():
+        return load_scan(cache)
+    scan = scan_ofsted(shared, workers=workers)
+    save_scan(scan, cache)
+    return scan
+
+
+def draw_refusal(target: Path, force: bool) -> str | None:
+    """Why a draw must not run (labelled candidates would be overwritten, or no ../shared), or None."""
+    if target.exists() and not force:
+        return f"{target} exists and has been labelled; pass --force to draw again."
+    if shared_dir() is None:
+        return "../shared is absent: the Ofsted reports are needed."
+    return None
 
 
 def load_scan(path: Path) -> ScanResult:

@@ -37,10 +37,9 @@ from devset_candidates import (
     TARGETED_TOPIC_PATTERNS,
     Candidate,
     Draw,
-    load_scan,
+    cached_scan,
+    draw_refusal,
     round_robin,
-    save_scan,
-    scan_ofsted,
     write_candidates,
 )
 
@@ -173,18 +172,11 @@ def main() -> int:
     args = parser.parse_args()
 
     target = REAL_LABELS_DIR / "ofsted_search.candidates.jsonl"
-    if target.exists() and not args.force:
-        print(f"{target} exists and has been labelled; pass --force to draw again.", file=sys.stderr)
+    refusal = draw_refusal(target, args.force)
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 1
-    shared = shared_dir()
-    if shared is None:
-        print("../shared is absent: the Ofsted reports are needed.", file=sys.stderr)
-        return 1
-    if args.cache.is_file():
-        scan = load_scan(args.cache)
-    else:
-        scan = scan_ofsted(shared, workers=args.workers)
-        save_scan(scan, args.cache)
+    scan = cached_scan(shared_dir(), args.cache, args.workers)
     quotas = {"optimism_bias": args.optimism, "poor_information_sharing": args.sharing,
               "weak_risk_assessment": args.risk, "written_agreements": args.agreements}
     candidates = select_search(scan.sentences, earlier_locators(), quotas, args.topic,

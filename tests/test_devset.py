@@ -172,7 +172,7 @@ REBUILD_SAMPLE = 80  # locators per set: a full rebuild opens ~200 PDFs; `themes
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["ofsted_dev.a", "ofsted_targeted.a", "ofsted_search.a"])
+@pytest.mark.parametrize("name", ["ofsted_dev.a", "ofsted_targeted.a", "ofsted_search.a", "ofsted_more.gold"])
 def test_devset_real_locators_rebuild_from_shared(name: str) -> None:
     shared = shared_dir()
     if shared is None or not (shared / "ofsted").is_dir():

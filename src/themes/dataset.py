@@ -32,7 +32,7 @@ REQUIRED_FIELDS = ("id", "text", "labels", "doc")
 #: Real labelled sentences (locators into ../shared/ofsted) used for training when ../shared is
 #: present, by set. Each set's adjudicated ``gold`` file is used when there is one, else annotator
 #: a's (:func:`themes.devset.real_label_file`). Seeds are never trained on; they stay a pure evaluation set.
-REAL_TRAINING_SETS = ("ofsted_dev", "ofsted_targeted", "ofsted_search")
+REAL_TRAINING_SETS = ("ofsted_dev", "ofsted_targeted", "ofsted_search", "ofsted_more")
 DECISION_SOURCE = "decisions"  # ``source`` / ``file`` of rows that come from the label store
 
 
