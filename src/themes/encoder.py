@@ -145,7 +145,9 @@ class OnnxThemeClassifier:
             return np.zeros((0, len(self.themes_)))
         z = self.calibration_a_ * self.decision_function(texts) + self.calibration_b_
         if self.rule_weights_ is not None:
-            z = z + np.einsum("njf,jf->nj", rule_features(self._keywords(), self._patterns(), texts), self.rule_weights_)
+            # A head that gives the seed patterns no weight (the keyword lift) skips running them.
+            patterns = self._patterns() if self.rule_weights_[:, 1].any() else None
+            z = z + np.einsum("njf,jf->nj", rule_features(self._keywords(), patterns, texts), self.rule_weights_)
         return _sigmoid(z)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
@@ -184,10 +186,13 @@ def rule_features(keywords: Any, patterns: Any, texts: Sequence[str]) -> np.ndar
     """(n_texts, n_themes, 2): each theme's codebook keyword hit and seed-pattern hit (0/1).
 
     ``keywords`` and ``patterns`` are fitted :class:`themes.baselines.KeywordBaseline` and
-    :class:`themes.baselines.PatternBaseline` over the same themes, in the model's column order.
+    :class:`themes.baselines.PatternBaseline` over the same themes, in the model's column order;
+    ``patterns`` None leaves the pattern column 0.
     """
     texts = list(texts)
-    return np.stack([keywords.predict(texts), patterns.predict(texts)], axis=2).astype(np.float64)
+    hits = keywords.predict(texts)
+    pattern_hits = patterns.predict(texts) if patterns is not None else np.zeros_like(hits)
+    return np.stack([hits, pattern_hits], axis=2).astype(np.float64)
 
 
 def save_head(folder: str | Path, themes: Sequence[str], weight: np.ndarray, bias: np.ndarray,
