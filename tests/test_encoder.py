@@ -32,13 +32,37 @@ def test_encoder_predicts_themes_over_thresholds(toy_onnx_model):
     assert clf.predict_proba([]).shape == (0, 2)
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 64])
-def test_encoder_batch_equals_single(toy_onnx_model, batch_size):
-    """Length-sorted batching returns rows in input order, equal to one passage at a time."""
-    clf = OnnxThemeClassifier.load(toy_onnx_model, batch_size=batch_size)
-    batch = clf.predict_proba(TEXTS)
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_encoder_threads_return_rows_in_input_order(toy_onnx_model, threads):
+    """Scoring on several threads returns rows in input order, equal to one passage at a time."""
+    clf = OnnxThemeClassifier.load(toy_onnx_model, threads=threads)
+    together = clf.predict_proba(TEXTS)
     single = np.vstack([clf.predict_proba([t]) for t in TEXTS])
-    np.testing.assert_allclose(batch, single, atol=1e-6)
+    np.testing.assert_array_equal(together, single)
+
+
+def test_shipped_default_scores_a_passage_the_same_whatever_it_is_scored_with():
+    """The shipped int8 encoder gives a passage the same score alone and inside a corpus of other
+    passages: a document's tags must not depend on which documents share its run (in padded
+    batches they did, by up to 0.26)."""
+    from themes.registry import load_model, model_kind, resolve
+
+    folder = resolve(None)
+    if model_kind(folder) != "onnx":
+        pytest.skip("the default model is not an ONNX encoder")
+    model = load_model(folder).model
+    passages = [
+        "The social worker accepted the mother's account that the partner had left and closed the case.",
+        "Agencies did not share what they knew about the father's history of violence.",
+        "Contents",
+        "The plan relied on a written agreement that the mother would not let the partner into the home, "
+        "and no one checked whether it was kept, although the health visitor and the school had both seen "
+        "him there and each assumed that children's social care already knew.",
+        "Risk was not reassessed when the family moved.",
+    ]
+    alone = np.vstack([model.predict_proba([p]) for p in passages])
+    together = model.predict_proba(passages * 3)[: len(passages)]
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
 
 
 def test_encoder_missing_file_names_it(toy_onnx_model):
