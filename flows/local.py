@@ -8,6 +8,8 @@ flow, with a per-file task for the Dask path and a retrying task for the writes.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -143,6 +145,17 @@ LAST_TIMINGS: dict[str, float] = {}
 
 # -- the stages ------------------------------------------------------------------------------
 
+def free_memory() -> None:
+    """Collect garbage and hand freed heap back to the operating system (glibc's ``malloc_trim``;
+    a no-op elsewhere): without it a whole-corpus run keeps the classifier's and the passage
+    objects' freed memory until it exits, and peak memory is measured on the whole process tree."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def write_results(out: Path, documents, passages, predictions, aggregates, html: str) -> list[Path]:
     written = store.write_outputs(
         out, documents, passages, predictions, aggregates.csv_tables()
@@ -209,12 +222,14 @@ def run_pipeline(
     # Files with the same content are one document: their passages (and predictions) once.
     passages_of = {read[f][0].doc_id: read[f][1] for f in files}
     passages = [p for doc_passages in passages_of.values() for p in doc_passages]
+    n_passages = len(passages)
 
     t0 = time.perf_counter()
     ingest_key = store.cache_key(settings, SEGMENT)
     scores, explanations, classified = predict.classify_with_cache(loaded, documents, passages_of, cache, ingest_key)
     themes = loaded.themes
     loaded.release()  # the rest needs only the card and the theme list
+    free_memory()
     log.info("Classified %d passage(s); %d taken from the prediction cache",
              classified, len(scores) - classified)
     timings["classify_s"] = time.perf_counter() - t0
@@ -236,9 +251,14 @@ def run_pipeline(
         predictions_df = store.predictions_frame(scores)
         # Each document's shingles and MinHash signatures come from the cache beside its passages:
         # adding one document computes only its own, and the corpus is only re-banded.
-        signatures = dedup.cached_signatures(
-            cache, ingest_key, {d: [p.text for p in ps] for d, ps in passages_of.items()})
-        boilerplate = dedup.find_boilerplate(passages_df, precomputed=signatures)
+        texts_of = {d: [p.text for p in ps] for d, ps in passages_of.items()}
+        # From here the frames hold everything: drop the passage and score objects (several KB per
+        # passage, most of a whole-corpus run's peak memory) before aggregating and writing.
+        del read, passages_of, passages, scores
+        free_memory()
+        boilerplate = dedup.find_boilerplate(
+            passages_df, precomputed=dedup.cached_signatures(cache, ingest_key, texts_of))
+        del texts_of
         log.info("Left out %d boilerplate passage(s) repeated across documents", len(boilerplate.dropped))
         # The card's presence rule and the error rates measured under it on its held-out document
         # set; a card without a document evaluation counts with the default rule, uncorrected.
@@ -269,7 +289,7 @@ def run_pipeline(
         "documents_ok": int((documents_df["status"] == "ok").sum()),
         "pages": int(documents_df["pages"].fillna(0).sum()),
         "pages_read": pages_read,
-        "passages": len(passages),
+        "passages": n_passages,
         "passages_classified": classified,
         "timings": timings,
         "outputs_kept": kept is not None,
