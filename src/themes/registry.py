@@ -371,8 +371,9 @@ class LazyModel:
         self._loading.start()
 
     def release(self) -> None:
-        """Drop the loaded classifier (about 200 MB; loaded again if used again): the run's
-        aggregation and report do not need it, and they are where its memory peaks."""
+        """Drop the loaded classifier (the encoder default and its keyword features hold about
+        150 MB once they have run; loaded again if used again): the run's aggregation and report
+        do not need it."""
         if self._loading is not None:
             self._loading.join()
             self._loading, self._error = None, None
