@@ -65,6 +65,20 @@ def test_prediction_cache_other_model_reclassifies_every_passage(corpus, tmp_pat
     assert set(predictions["model_version"]) == {"2099-01-01-00000000"}
 
 
+def test_prediction_cache_new_scoring_revision_reclassifies_every_passage(corpus, tmp_path, monkeypatch):
+    """Predictions cached before the model scored passages differently (batch scoring) are not reused."""
+    from themes import store
+
+    out = tmp_path / "out"
+    current = store.SCORING_REVISION
+    monkeypatch.setattr(store, "SCORING_REVISION", "scores-1")
+    first = run(str(corpus), str(out), workers=2, prefect=False)
+    monkeypatch.setattr(store, "SCORING_REVISION", current)
+    second = run(str(corpus), str(out), workers=2, prefect=False)
+    assert second["passages_classified"] == second["passages"] == first["passages"] > 0
+    assert run(str(corpus), str(out), workers=2, prefect=False)["passages_classified"] == 0
+
+
 _KILL_DURING_CLASSIFICATION = """
 import os, signal, sys
 from themes import store

@@ -232,10 +232,16 @@ def write_outputs(
 # Passages (and their ids) come from the ingest cache, so its key is part of the folder name too:
 # changed ingest or segment settings re-read the documents and re-classify their new passages.
 
+#: Bump when the same model version scores passages differently, so cached predictions are made
+#: again. scores-2: the encoder scores each passage on its own (batched scores depended on the
+#: passages batched together).
+SCORING_REVISION = "scores-2"
+
+
 def predictions_key(model_version: str, codebook_hash: str, ingest_key: str = "") -> str:
-    """The cache folder name for one model, codebook and ingest cache key (:func:`cache_key`):
-    ``<model version>--<codebook hash[:12]>--<ingest key>``."""
-    return f"{model_version}--{codebook_hash[:12]}--{ingest_key or cache_key()}"
+    """The cache folder name for one model, scoring revision, codebook and ingest cache key
+    (:func:`cache_key`): ``<model version>--<revision>--<codebook hash[:12]>--<ingest key>``."""
+    return f"{model_version}--{SCORING_REVISION}--{codebook_hash[:12]}--{ingest_key or cache_key()}"
 
 
 def predictions_path(cache_dir: Path, doc_id: str, key: str) -> Path:
