@@ -194,8 +194,9 @@ class DedupSettings:
 class ClassifySettings:
     """Knobs for classifying passages."""
 
-    #: onnxruntime threads of an encoder model (:mod:`themes.encoder`). A run classifies after its
-    #: readers have finished, so 0 (the default) means every core this process may use.
+    #: Passages an encoder model scores at once, one onnxruntime thread each (:mod:`themes.encoder`).
+    #: A run classifies after its readers have finished, so 0 (the default) means every core this
+    #: process may use.
     threads: int = 0
 
     def resolved_threads(self) -> int:
